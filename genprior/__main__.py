@@ -1,0 +1,5 @@
+import sys
+
+from genprior.cli import main
+
+sys.exit(main())

@@ -1,0 +1,184 @@
+"""Base class, registry and file format for genprior's measurement operators.
+
+Every operator is a :class:`deepinv.physics.LinearPhysics`, so it works inside deepinv algorithms,
+and every genprior solver accepts any deepinv ``LinearPhysics`` as well.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+from deepinv.physics import GaussianNoise, LinearPhysics
+from deepinv.physics.noise import ZeroNoise
+from torch import Tensor
+
+from genprior._checks import check_finite, check_image
+from genprior._random import randn
+from genprior._serialization import load_tensors, save_tensors
+
+__all__ = ["Operator", "register_operator", "OPERATORS", "load_operator"]
+
+OPERATORS: dict[str, type[Operator]] = {}
+
+_META_KEY = "genprior_operator"
+
+
+def register_operator(cls: type[Operator]) -> type[Operator]:
+    """Class decorator adding an operator to :data:`OPERATORS` under ``cls.name``."""
+    if cls.name in OPERATORS:
+        raise ValueError(f"operator name {cls.name!r} is registered twice")
+    OPERATORS[cls.name] = cls
+    return cls
+
+
+class Operator(LinearPhysics):
+    r"""A linear measurement operator :math:`y = A x + e`, :math:`e \sim \mathcal N(0, \sigma^2 I)`.
+
+    Subclasses implement :meth:`A`, :meth:`A_adjoint` and :meth:`A_dagger`, set ``name`` (the
+    registry key) and ``exact_dagger`` (whether :meth:`A_dagger` is the exact Moore-Penrose
+    pseudo-inverse), and pass their JSON-able constructor arguments to ``super().__init__``
+    through ``config`` so that :meth:`save` / :func:`load_operator` round-trip exactly.
+
+    Args:
+        img_size: image shape ``(C, H, W)``.
+        noise_std: standard deviation :math:`\sigma` of the additive Gaussian noise.
+        config: the subclass's constructor arguments (JSON-able), stored for serialisation.
+
+    Shape:
+        - x: ``(B, C, H, W)``
+        - y: ``(B, *meas_shape)``
+    """
+
+    name: ClassVar[str] = ""
+    exact_dagger: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        img_size: tuple[int, int, int],
+        *,
+        noise_std: float = 0.0,
+        config: dict[str, Any] | None = None,
+    ) -> None:
+        img_size = tuple(int(s) for s in img_size)
+        if len(img_size) != 3 or min(img_size) < 1:
+            raise ValueError(f"img_size must be (C, H, W) with positive sizes, got {img_size}")
+        if noise_std < 0 or not float(noise_std) == float(noise_std):
+            raise ValueError(f"noise_std must be >= 0, got {noise_std}")
+        noise_model = GaussianNoise(sigma=float(noise_std)) if noise_std > 0 else ZeroNoise()
+        super().__init__(img_size=img_size, noise_model=noise_model)
+        self.noise_std = float(noise_std)
+        self._config = dict(config or {})
+
+    # ------------------------------------------------------------------ shapes and checks
+    @property
+    def meas_shape(self) -> tuple[int, ...]:
+        """Shape of one measurement ``y[i]``."""
+        raise NotImplementedError
+
+    @property
+    def n(self) -> int:
+        """Number of unknowns ``C * H * W``."""
+        c, h, w = self.img_size
+        return c * h * w
+
+    @property
+    def m(self) -> int:
+        """Number of measurements per image."""
+        out = 1
+        for s in self.meas_shape:
+            out *= s
+        return out
+
+    def check_x(self, x: Tensor, name: str = "x") -> None:
+        """Raise a clear error unless ``x`` is ``(B, *img_size)`` (range not enforced)."""
+        check_image(x, name, img_size=self.img_size, check_range=False)
+
+    def check_y(self, y: Tensor, name: str = "y") -> None:
+        """Raise a clear error unless ``y`` is ``(B, *meas_shape)`` and finite."""
+        if not isinstance(y, Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor, got {type(y).__name__}")
+        if tuple(y.shape[1:]) != tuple(self.meas_shape) or y.ndim != 1 + len(self.meas_shape):
+            raise ValueError(
+                f"{name} must have shape (B, {', '.join(map(str, self.meas_shape))}) for "
+                f"{type(self).__name__}, got {tuple(y.shape)}"
+            )
+        check_finite(y, name)
+
+    # ------------------------------------------------------------------ measurement
+    def measure(self, x: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
+        r"""Noisy measurements :math:`y = A x + \sigma \epsilon` with noise from ``generator``.
+
+        Args:
+            x: images in [0, 1].
+            generator: source of the noise (ignored when ``noise_std == 0``).
+
+        Shape:
+            - x: ``(B, C, H, W)``
+            - output: ``(B, *meas_shape)``
+        """
+        check_image(x, "x", img_size=self.img_size)
+        y = self.A(x)
+        if self.noise_std > 0:
+            y = y + self.noise_std * randn(
+                y.shape, generator=generator, device=y.device, dtype=y.dtype
+            )
+        return y
+
+    # ------------------------------------------------------------------ serialisation
+    def config(self) -> dict[str, Any]:
+        """JSON-able description: registry name, image size, noise and constructor arguments."""
+        return {
+            "type": self.name,
+            "img_size": list(self.img_size),
+            "noise_std": self.noise_std,
+            **self._config,
+        }
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Save as one safetensors file: buffers as tensors, :meth:`config` in its metadata."""
+        tensors = {k: v for k, v in self.state_dict().items() if not k.startswith("noise_model")}
+        if not tensors:  # safetensors needs at least one entry
+            tensors = {"_empty": torch.zeros(1)}
+        save_tensors(path, tensors, metadata={_META_KEY: json.dumps(self.config())})
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.config().items() if k != "type")
+        return f"{type(self).__name__}({args})"
+
+
+def load_operator(path: str | os.PathLike, device: torch.device | str = "cpu") -> Operator:
+    """Load an operator written by :meth:`Operator.save`, exactly (buffers included).
+
+    Raises:
+        FileNotFoundError: naming the missing file.
+        ValueError: if the file is not a genprior operator file or names an unknown type.
+    """
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"operator file not found: {path}")
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata() or {}
+    if _META_KEY not in meta:
+        raise ValueError(f"{path} is not a genprior operator file (no '{_META_KEY}' metadata)")
+    config = json.loads(meta[_META_KEY])
+    kind = config.pop("type")
+    if kind not in OPERATORS:
+        raise ValueError(f"{path}: unknown operator type {kind!r}; known: {sorted(OPERATORS)}")
+    cls = OPERATORS[kind]
+    op = cls.from_config(config) if hasattr(cls, "from_config") else cls(**config)
+    tensors = load_tensors(path)
+    tensors.pop("_empty", None)
+    result = op.load_state_dict(tensors, strict=False)
+    missing = [k for k in result.missing_keys if not k.startswith("noise_model")]
+    if missing or result.unexpected_keys:
+        raise ValueError(
+            f"{path}: tensors do not match {cls.__name__}: missing {missing}, "
+            f"unexpected {result.unexpected_keys}"
+        )
+    return op.to(device)

@@ -1,0 +1,48 @@
+"""Resolve shipped prior names (``"mnist-vae"``) or folders to loaded :class:`Prior` objects."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from genprior._serialization import CONFIG_NAME
+from genprior.priors.base import Prior
+
+__all__ = ["pretrained_dir", "available_priors", "load_prior"]
+
+
+def pretrained_dir() -> Path:
+    """Folder of shipped priors: ``$GENPRIOR_PRETRAINED`` or the repository's ``pretrained/``."""
+    env = os.environ.get("GENPRIOR_PRETRAINED")
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parents[2] / "pretrained"
+
+
+def available_priors() -> list[str]:
+    """Names of the shipped priors found in :func:`pretrained_dir`."""
+    root = pretrained_dir()
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir() if (p / CONFIG_NAME).is_file())
+
+
+def load_prior(name_or_path: str | os.PathLike, *, device: torch.device | str = "cpu") -> Prior:
+    """Load a prior by shipped name (e.g. ``"mnist-vae"``) or from a folder holding
+    ``config.json`` + ``model.safetensors``. Works offline; no pickle.
+
+    Raises:
+        FileNotFoundError: neither a folder nor a shipped name; lists the shipped names.
+    """
+    path = Path(name_or_path)
+    if path.is_dir():
+        return Prior.from_pretrained(path, device=device)
+    candidate = pretrained_dir() / str(name_or_path)
+    if candidate.is_dir():
+        return Prior.from_pretrained(candidate, device=device)
+    raise FileNotFoundError(
+        f"no prior folder or shipped prior named {str(name_or_path)!r} "
+        f"(looked in {path.resolve()} and {candidate}); shipped: {available_priors()}"
+    )

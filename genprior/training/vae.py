@@ -1,0 +1,11 @@
+"""(being written)"""
+
+HELP = "(being written)"
+
+
+def add_arguments(parser):
+    pass
+
+
+def main(args):
+    raise NotImplementedError("genprior train vae is not implemented yet")
