@@ -5,4 +5,4 @@ from genprior.priors import autoencoder_kl, conditional, conv_vae, dcgan, linear
 from genprior.priors.base import PRIORS, Prior, register_prior
 from genprior.priors.hub import available_priors, load_prior, pretrained_dir
 
-__all__ = ["Prior", "PRIORS", "register_prior", "load_prior", "available_priors", "pretrained_dir"]
+__all__ = ["PRIORS", "Prior", "available_priors", "load_prior", "pretrained_dir", "register_prior"]

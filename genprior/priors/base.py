@@ -20,7 +20,7 @@ from genprior._serialization import (
     save_tensors,
 )
 
-__all__ = ["Prior", "PRIORS", "register_prior"]
+__all__ = ["PRIORS", "Prior", "register_prior"]
 
 PRIORS: dict[str, type[Prior]] = {}
 

@@ -10,7 +10,7 @@ import torch
 from genprior._serialization import CONFIG_NAME
 from genprior.priors.base import Prior
 
-__all__ = ["pretrained_dir", "available_priors", "load_prior"]
+__all__ = ["available_priors", "load_prior", "pretrained_dir"]
 
 
 def pretrained_dir() -> Path:
