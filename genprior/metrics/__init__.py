@@ -1,1 +1,28 @@
-"""genprior.metrics"""
+"""Per-image metrics (shape ``(B,)``): MSE per pixel, PSNR, SSIM, LPIPS, measurement residual,
+and their mean with a 95% confidence half-width.
+
+Images are float ``(B, C, H, W)``; PSNR and SSIM take an explicit ``data_range`` (1 for the
+[0, 1] convention, 2 for [-1, 1], see :func:`to_minus1_1`).
+"""
+
+from genprior.metrics.image import mse_per_pixel, psnr, ssim, to_minus1_1
+from genprior.metrics.perceptual import LPIPS_NETS, backbone_weights_path, load_lpips, lpips
+from genprior.metrics.residual import measurement_residual
+from genprior.metrics.summary import Summary, summary
+from genprior.metrics.table import MetricsTable, image_metrics
+
+__all__ = [
+    "LPIPS_NETS",
+    "MetricsTable",
+    "Summary",
+    "backbone_weights_path",
+    "image_metrics",
+    "load_lpips",
+    "lpips",
+    "measurement_residual",
+    "mse_per_pixel",
+    "psnr",
+    "ssim",
+    "summary",
+    "to_minus1_1",
+]
