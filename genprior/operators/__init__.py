@@ -1,6 +1,24 @@
 """Linear measurement operators (deepinv ``LinearPhysics`` subclasses) with exact pseudo-inverses."""
 
-from genprior.operators import downsample, gaussian_cs, inpaint, projection, structured_cs  # noqa: F401
 from genprior.operators.base import OPERATORS, Operator, load_operator, register_operator
+from genprior.operators.downsample import Downsample
+from genprior.operators.factory import SPEC_FORMS, make_operator
+from genprior.operators.gaussian_cs import GaussianCS
+from genprior.operators.inpaint import Inpaint
+from genprior.operators.projection import RangeConstrained, affine_projection
+from genprior.operators.structured_cs import StructuredCS
 
-__all__ = ["Operator", "OPERATORS", "register_operator", "load_operator"]
+__all__ = [
+    "OPERATORS",
+    "SPEC_FORMS",
+    "Downsample",
+    "GaussianCS",
+    "Inpaint",
+    "Operator",
+    "RangeConstrained",
+    "StructuredCS",
+    "affine_projection",
+    "load_operator",
+    "make_operator",
+    "register_operator",
+]

@@ -16,11 +16,11 @@ from deepinv.physics import GaussianNoise, LinearPhysics
 from deepinv.physics.noise import ZeroNoise
 from torch import Tensor
 
-from genprior._checks import check_finite, check_image
-from genprior._random import randn
+from genprior._checks import check_finite, check_image, check_shape
+from genprior._random import make_generator, randn
 from genprior._serialization import load_tensors, save_tensors
 
-__all__ = ["Operator", "register_operator", "OPERATORS", "load_operator"]
+__all__ = ["OPERATORS", "Operator", "load_operator", "register_operator"]
 
 OPERATORS: dict[str, type[Operator]] = {}
 
@@ -33,6 +33,28 @@ def register_operator(cls: type[Operator]) -> type[Operator]:
         raise ValueError(f"operator name {cls.name!r} is registered twice")
     OPERATORS[cls.name] = cls
     return cls
+
+
+def resolve_generator(
+    seed: int | None, generator: torch.Generator | None
+) -> tuple[torch.Generator, int | None]:
+    """The generator for an operator's random draws, and the seed to record in its config.
+
+    ``generator`` wins when given (recorded seed: ``seed``, possibly ``None``). With neither, a
+    fresh seed is drawn from OS entropy and recorded, so the operator stays reproducible.
+
+    Raises:
+        TypeError: if ``generator`` is not a ``torch.Generator`` or ``seed`` not an int.
+    """
+    if generator is not None:
+        if not isinstance(generator, torch.Generator):
+            raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
+        return generator, seed
+    if seed is None:
+        seed = torch.Generator().seed() % 2**63
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise TypeError(f"seed must be an int or None, got {type(seed).__name__}")
+    return make_generator(seed), seed
 
 
 class Operator(LinearPhysics):
@@ -94,11 +116,26 @@ class Operator(LinearPhysics):
         return out
 
     def check_x(self, x: Tensor, name: str = "x") -> None:
-        """Raise a clear error unless ``x`` is ``(B, *img_size)`` (range not enforced)."""
-        check_image(x, name, img_size=self.img_size, check_range=False)
+        """Raise a clear error unless ``x`` is a float ``(B, *img_size)`` tensor.
 
-    def check_y(self, y: Tensor, name: str = "y") -> None:
-        """Raise a clear error unless ``y`` is ``(B, *meas_shape)`` and finite."""
+        Shape and dtype only: no value check, so the hot path (``A`` inside an optimisation
+        loop) never forces a device synchronisation.
+        """
+        check_shape(x, name, "B C H W")
+        if not x.is_floating_point():
+            raise TypeError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")
+        if tuple(x.shape[1:]) != tuple(self.img_size):
+            raise ValueError(
+                f"{name} must have (C, H, W) = {tuple(self.img_size)}, got "
+                f"{tuple(x.shape[1:])} (full shape {tuple(x.shape)})"
+            )
+
+    def check_y(self, y: Tensor, name: str = "y", *, finite: bool = False) -> None:
+        """Raise a clear error unless ``y`` is ``(B, *meas_shape)`` (and finite if asked).
+
+        The finiteness check synchronises with the device, so only entry points that see user
+        data (``A_dagger``, solvers, the CLI) ask for it; ``A_adjoint`` checks the shape only.
+        """
         if not isinstance(y, Tensor):
             raise TypeError(f"{name} must be a torch.Tensor, got {type(y).__name__}")
         if tuple(y.shape[1:]) != tuple(self.meas_shape) or y.ndim != 1 + len(self.meas_shape):
@@ -106,7 +143,28 @@ class Operator(LinearPhysics):
                 f"{name} must have shape (B, {', '.join(map(str, self.meas_shape))}) for "
                 f"{type(self).__name__}, got {tuple(y.shape)}"
             )
-        check_finite(y, name)
+        if finite:
+            check_finite(y, name)
+
+    def check_like(self, t: Tensor, name: str) -> None:
+        """Raise a clear error unless ``t`` matches the device (and float dtype) of the buffers.
+
+        Only the operator's own public buffers are compared; integer/bool buffers only fix the
+        device. Move the operator with ``op.to(device)`` / ``op.to(torch.float64)``.
+        """
+        for key, buf in self._buffers.items():
+            if buf is None or key.startswith("_"):
+                continue
+            if buf.device != t.device:
+                raise ValueError(
+                    f"{name} is on {t.device} but {type(self).__name__} is on {buf.device}; "
+                    f"move one of them (op.to({str(t.device)!r}))"
+                )
+            if buf.is_floating_point() and buf.dtype != t.dtype:
+                raise TypeError(
+                    f"{name} has dtype {t.dtype} but {type(self).__name__} has dtype {buf.dtype}; "
+                    f"convert one of them (op.to({t.dtype}))"
+                )
 
     # ------------------------------------------------------------------ measurement
     def measure(self, x: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
