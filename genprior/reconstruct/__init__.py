@@ -1,1 +1,27 @@
-"""genprior.reconstruct"""
+"""Reconstruction solvers: CSGM latent optimisation, Sparse-Gen, and the Lasso, pseudo-inverse and
+bicubic baselines, all returning :class:`ReconstructionResult` dataclasses."""
+
+from genprior.reconstruct.baselines import bicubic, pinv
+from genprior.reconstruct.bases import BASES, Basis, get_basis
+from genprior.reconstruct.csgm import csgm
+from genprior.reconstruct.lasso import lasso
+from genprior.reconstruct.methods import METHODS, PRIOR_METHODS, reconstruct
+from genprior.reconstruct.result import CSGMResult, ReconstructionResult, SparseGenResult
+from genprior.reconstruct.sparse_gen import sparse_gen
+
+__all__ = [
+    "BASES",
+    "METHODS",
+    "PRIOR_METHODS",
+    "Basis",
+    "CSGMResult",
+    "ReconstructionResult",
+    "SparseGenResult",
+    "bicubic",
+    "csgm",
+    "get_basis",
+    "lasso",
+    "pinv",
+    "reconstruct",
+    "sparse_gen",
+]

@@ -1,0 +1,140 @@
+"""Shared input checks and linear-algebra helpers of the reconstruction solvers."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+from genprior._checks import check_finite
+from genprior._random import randn
+
+__all__ = [
+    "check_measurements",
+    "measurement_error",
+    "operator_img_size",
+    "operator_norm_sq",
+    "soft_threshold",
+    "sum_sq",
+]
+
+
+def operator_img_size(A, img_size: Sequence[int] | None = None) -> tuple[int, int, int]:
+    """The image shape ``(C, H, W)`` an operator acts on: ``img_size`` if given (checked
+    against ``A.img_size`` when the operator has one), else ``A.img_size``.
+
+    Raises:
+        ValueError: neither is known, or they disagree.
+    """
+    own = getattr(A, "img_size", None)
+    if img_size is None and own is None:
+        raise ValueError(f"{type(A).__name__} has no img_size attribute; pass img_size=(C, H, W)")
+    if img_size is not None and own is not None and tuple(own) != tuple(img_size):
+        raise ValueError(
+            f"img_size {tuple(img_size)} does not match the operator's img_size {tuple(own)}"
+        )
+    size = tuple(int(s) for s in (img_size if img_size is not None else own))
+    if len(size) != 3:
+        raise ValueError(f"img_size must be (C, H, W), got {size}")
+    return size
+
+
+def check_measurements(y: Tensor, A, img_size: Sequence[int], *, device: torch.device,
+                       dtype: torch.dtype) -> Tensor:
+    """Check ``y`` against what ``A`` produces from ``(C, H, W) = img_size`` images and return
+    it on ``device`` in ``dtype``.
+
+    Raises:
+        TypeError: ``y`` is not a tensor.
+        ValueError: NaN/inf in ``y``, no batch dimension, a device other than ``device``, a
+            shape other than ``(B, *A(x).shape[1:])``, or an operator that rejects such images.
+    """
+    if not isinstance(y, Tensor):
+        raise TypeError(f"y must be a torch.Tensor, got {type(y).__name__}")
+    if y.ndim < 2 or y.shape[0] < 1:
+        raise ValueError(f"y must have shape (B, *meas_shape) with B >= 1, got {tuple(y.shape)}")
+    check_finite(y, "y")
+    if y.device != device:
+        raise ValueError(f"y is on {y.device} but the solver works on {device}; move y there")
+    probe = torch.zeros(1, *img_size, device=device, dtype=dtype)
+    try:
+        with torch.no_grad():
+            meas_shape = tuple(A.A(probe).shape[1:])
+    except (RuntimeError, ValueError) as e:
+        raise ValueError(
+            f"{type(A).__name__} cannot be applied to images of shape (B, {', '.join(map(str, img_size))}): {e}"
+        ) from e
+    if tuple(y.shape[1:]) != meas_shape:
+        raise ValueError(
+            f"y must have shape (B, {', '.join(map(str, meas_shape))}) for {type(A).__name__} "
+            f"on images {tuple(img_size)}, got {tuple(y.shape)}"
+        )
+    return y.to(dtype)
+
+
+def soft_threshold(v: Tensor, threshold: float) -> Tensor:
+    r"""Proximal map of :math:`t\|\cdot\|_1`: :math:`\mathrm{sign}(v)\max(|v| - t, 0)`."""
+    return v.sign() * (v.abs() - threshold).clamp(min=0)
+
+
+def sum_sq(t: Tensor) -> Tensor:
+    """Sum of squares per sample.
+
+    Shape:
+        - t: ``(B, *)``
+        - output: ``(B,)``
+    """
+    return t.abs().pow(2).reshape(t.shape[0], -1).sum(1)
+
+
+def measurement_error(x: Tensor, y: Tensor, A) -> Tensor:
+    r""":math:`\|A x - y\|^2 / m` per image (mean squared residual over the measurements).
+
+    Shape:
+        - x: ``(B, C, H, W)``; y: ``(B, *meas_shape)``
+        - output: ``(B,)``
+    """
+    with torch.no_grad():
+        return sum_sq(A.A(x) - y) / y[0].numel()
+
+
+def operator_norm_sq(
+    A,
+    img_size: Sequence[int],
+    *,
+    device: torch.device | str = "cpu",
+    dtype: torch.dtype = torch.float32,
+    generator: torch.Generator | None = None,
+    iters: int = 100,
+    rtol: float = 1e-6,
+) -> float:
+    r"""Largest eigenvalue of :math:`A^\top A` (:math:`\|A\|_2^2`) by power iteration.
+
+    Power iteration approaches the value from below; callers that need a Lipschitz bound
+    multiply it by a small safety factor.
+
+    Args:
+        A: a linear operator with ``A`` and ``A_adjoint``.
+        img_size: ``(C, H, W)`` of its input.
+        device: where to iterate.
+        dtype: precision of the iteration.
+        generator: source of the random start.
+        iters: maximum number of iterations.
+        rtol: stop when the estimate changes by less than this (relative).
+    """
+    v = randn((1, *img_size), generator=generator, device=device, dtype=dtype)
+    v = v / v.norm()
+    value = 0.0
+    with torch.no_grad():
+        for _ in range(iters):
+            w = A.A_adjoint(A.A(v))
+            new = float((v * w).sum())
+            norm = w.norm()
+            if float(norm) == 0.0:
+                return 0.0
+            v = w / norm
+            if abs(new - value) <= rtol * abs(new):
+                return new
+            value = new
+    return value

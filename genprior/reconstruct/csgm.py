@@ -1,0 +1,390 @@
+r"""CSGM: compressed sensing with a generative prior by latent optimisation (Bora et al. 2017).
+
+.. math::
+    \hat z = \arg\min_z \; \frac{1}{m}\|A\,G(z) - y\|_2^2 + \lambda \|z\|_2^2,
+    \qquad \hat x = G(\hat z),
+
+solved by Adam from ``restarts`` random starts :math:`z_0 \sim \mathcal N(0, I)` per image,
+keeping for each image the restart with the lowest measurement error (or objective).
+
+Units of :math:`\lambda` (``loss_reduction="reference"``, the default) are exactly those of the
+CSGM reference code (``AshishBora/csgm``, ``src/mnist_estimators.py`` and
+``src/celebA_estimators.py``): its per-image loss is
+``mloss2_weight * reduce_mean((y - y_hat)**2, 1) + zprior_weight * reduce_sum(z**2, 1)``, a mean
+over the ``m`` measurements plus a sum over the latent entries, so with ``mloss2_weight = 1`` (the
+value of all its experiment scripts) ``lam = zprior_weight`` (e.g. 0.1 for "VAE+Reg" on MNIST,
+0.001 for "DCGAN+Reg" on CelebA; with another ``mloss2_weight`` use
+``lam = zprior_weight / mloss2_weight``). With ``loss_reduction="sum"`` the objective is the plain
+ridge form :math:`\|A G(z) - y\|^2 + \lambda_{\rm sum}\|z\|^2`; the two agree (same minimiser,
+objectives differing by the factor :math:`m`) when :math:`\lambda_{\rm sum} = m\,\lambda`.
+
+Two deliberate differences from the reference: the per-row objectives of all images and
+restarts are *summed* (the reference averages over its batch), so every image's and restart's
+Adam update is independent of the batch it is solved in (for Adam the two differ only through
+``eps``); and all restarts run at once in one batch instead of one after another.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from genprior._checks import check_positive
+from genprior.reconstruct._problem import (
+    check_measurements,
+    operator_norm_sq,
+    soft_threshold,
+    sum_sq,
+)
+from genprior.reconstruct.bases import Basis
+from genprior.reconstruct.result import CSGMResult, SparseGenResult
+
+__all__ = ["LOSS_REDUCTIONS", "OPTIMIZERS", "SELECT", "csgm"]
+
+OPTIMIZERS = ("adam", "sgd")
+SELECT = ("measurement", "loss")
+LOSS_REDUCTIONS = ("reference", "sum")
+
+# torch.optim.Adam defaults
+_BETA1, _BETA2, _EPS = 0.9, 0.999, 1e-8
+# how often (in steps) stopped rows are dropped from the active batch
+_COMPACT_EVERY = 10
+
+
+@dataclass
+class _Sparse:
+    """Sparse-Gen's extra variable: coefficients ``c`` of :math:`\\nu = \\Psi^\\top c`."""
+
+    basis: Basis
+    lam_nu: float
+    step: float  # proximal-gradient step 1 / L on c
+
+
+@dataclass
+class _Run:
+    z: Tensor  # (N, *latent)
+    c: Tensor | None  # (N, C, H, W) or None
+    history: Tensor  # (T, N)
+    n_steps: Tensor  # (N,)
+
+
+def _check_prior(prior) -> None:
+    for attr in ("decode", "latent_shape", "img_shape"):
+        if not hasattr(prior, attr):
+            raise TypeError(
+                f"prior must be a genprior Prior (with decode, latent_shape, img_shape); "
+                f"{type(prior).__name__} has no {attr!r}"
+            )
+
+
+def _reference_tensor(prior) -> Tensor:
+    for t in prior.parameters():
+        return t
+    for t in prior.buffers():
+        return t
+    return torch.zeros(())
+
+
+def _check_options(*, lam, restarts, steps, lr, optimizer, select, early_stop_tol, patience,
+                   loss_reduction) -> None:
+    check_positive(lam, "lam", allow_zero=True)
+    if isinstance(restarts, bool) or not isinstance(restarts, int) or restarts < 1:
+        raise ValueError(f"restarts must be an int >= 1, got {restarts!r}")
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"steps must be an int >= 1, got {steps!r}")
+    check_positive(lr, "lr")
+    if optimizer not in OPTIMIZERS:
+        raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}")
+    if select not in SELECT:
+        raise ValueError(f"select must be one of {SELECT}, got {select!r}")
+    if loss_reduction not in LOSS_REDUCTIONS:
+        raise ValueError(f"loss_reduction must be one of {LOSS_REDUCTIONS}, got {loss_reduction!r}")
+    if early_stop_tol is not None:
+        check_positive(early_stop_tol, "early_stop_tol", allow_zero=True)
+    if isinstance(patience, bool) or not isinstance(patience, int) or patience < 1:
+        raise ValueError(f"patience must be an int >= 1, got {patience!r}")
+
+
+def _initial_latents(prior, z_init: Tensor | None, batch: int, restarts: int,
+                     generator: torch.Generator | None, ref: Tensor) -> Tensor:
+    """``(B * R, *latent)`` starts, image-major: row ``i * R + r`` is restart ``r`` of image
+    ``i``. Drawn as ``prior.sample_latent(B * R, generator=generator)`` unless ``z_init``."""
+    latent = tuple(prior.latent_shape)
+    if z_init is None:
+        return prior.sample_latent(batch * restarts, generator=generator).detach()
+    if not isinstance(z_init, Tensor):
+        raise TypeError(f"z_init must be a torch.Tensor, got {type(z_init).__name__}")
+    if restarts == 1 and tuple(z_init.shape) == (batch, *latent):
+        z_init = z_init.unsqueeze(1)
+    if tuple(z_init.shape) != (batch, restarts, *latent):
+        raise ValueError(
+            f"z_init must have shape (B, restarts, *latent_shape) = "
+            f"{(batch, restarts, *latent)}, got {tuple(z_init.shape)}"
+        )
+    return z_init.detach().to(device=ref.device, dtype=ref.dtype).reshape(-1, *latent).clone()
+
+
+def _descend(
+    y_rows: Tensor,
+    A,
+    decode: Callable[[Tensor], Tensor],
+    z: Tensor,
+    *,
+    lam: float,
+    scale: float,
+    steps: int,
+    lr: float,
+    optimizer: str,
+    early_stop_tol: float | None,
+    patience: int,
+    sparse: _Sparse | None = None,
+) -> _Run:
+    r"""Minimise, independently for each of the ``N`` rows,
+    ``scale * ||A(G(z) [+ Psi^T c]) - y||^2 + lam ||z||^2 [+ lam_nu ||c||_1]``
+    with Adam/SGD on ``z`` and proximal gradient (soft thresholding) on ``c``, all rows in one
+    batched forward/backward. Rows whose objective has not improved by a relative
+    ``early_stop_tol`` for ``patience`` steps stop: their variables are frozen at once and they
+    leave the batch at the next compaction.
+    """
+    n_rows = z.shape[0]
+    z = z.clone()
+    c: Tensor | None = None  # Sparse-Gen coefficients, allocated at the first step
+    m1, m2 = torch.zeros_like(z), torch.zeros_like(z)
+    n_steps = torch.zeros(n_rows, dtype=torch.long, device=z.device)
+    stopped = torch.zeros(n_rows, dtype=torch.bool, device=z.device)
+    best = torch.full((n_rows,), float("inf"), dtype=z.dtype, device=z.device)
+    stall = torch.zeros(n_rows, dtype=torch.long, device=z.device)
+    last = torch.zeros(n_rows, dtype=z.dtype, device=z.device)
+    history = torch.empty(steps, n_rows, dtype=z.dtype, device=z.device)
+    rows: Tensor | slice = slice(None)
+    t = 0
+    for t in range(steps):
+        zs = z[rows].requires_grad_(True)
+        with torch.enable_grad():
+            x = decode(zs)
+            if sparse is not None:
+                if c is None:
+                    c = torch.zeros(n_rows, *x.shape[1:], device=x.device, dtype=x.dtype)
+                cs = c[rows].requires_grad_(True)
+                x = x + sparse.basis.synthesis(cs)
+            loss = scale * sum_sq(A.A(x) - y_rows[rows]) + lam * sum_sq(zs)
+            if sparse is None:
+                (gz,) = torch.autograd.grad(loss.sum(), [zs])
+            else:
+                gz, gc = torch.autograd.grad(loss.sum(), [zs, cs])
+        loss = loss.detach()
+        with torch.no_grad():
+            move = ~stopped[rows]
+            zmask = move.view(-1, *([1] * (z.ndim - 1)))
+            steps_now = n_steps[rows] + move.long()
+            if optimizer == "adam":
+                m1_new = _BETA1 * m1[rows] + (1 - _BETA1) * gz
+                m2_new = _BETA2 * m2[rows] + (1 - _BETA2) * gz * gz
+                k = steps_now.clamp(min=1).to(z.dtype).view(-1, *([1] * (z.ndim - 1)))
+                bc1, bc2 = 1 - _BETA1**k, 1 - _BETA2**k
+                update = lr * (m1_new / bc1) / ((m2_new / bc2).sqrt() + _EPS)
+                m1[rows] = torch.where(zmask, m1_new, m1[rows])
+                m2[rows] = torch.where(zmask, m2_new, m2[rows])
+            else:
+                update = lr * gz
+            z[rows] = torch.where(zmask, zs.detach() - update, zs.detach())
+            if sparse is not None:
+                l1 = sparse.lam_nu * cs.detach().abs().reshape(cs.shape[0], -1).sum(1)
+                loss = loss + l1
+                v = cs.detach() - sparse.step * gc
+                c_new = soft_threshold(v, sparse.step * sparse.lam_nu)
+                cmask = move.view(-1, *([1] * (c.ndim - 1)))
+                c[rows] = torch.where(cmask, c_new, cs.detach())
+            n_steps[rows] = steps_now
+            last[rows] = torch.where(move, loss, last[rows])
+            history[t] = last
+            if early_stop_tol is not None:
+                improved = loss < best[rows] * (1 - early_stop_tol)
+                best[rows] = torch.where(improved, loss, best[rows])
+                stall[rows] = torch.where(improved, 0, stall[rows] + 1)
+                stopped[rows] = stopped[rows] | (stall[rows] >= patience)
+                if (t + 1) % _COMPACT_EVERY == 0:
+                    active = (~stopped).nonzero().squeeze(1)
+                    if active.numel() == 0:
+                        break
+                    rows = active if active.numel() < n_rows else slice(None)
+    return _Run(z=z, c=c, history=history[: t + 1], n_steps=n_steps)
+
+
+def _select(
+    objective: Tensor, meas_err: Tensor, select: str
+) -> Tensor:
+    """Index of the kept restart per image: lowest measurement error or lowest objective.
+
+    Shape:
+        - objective, meas_err: ``(B, R)``
+        - output: ``(B,)``
+    """
+    score = meas_err if select == "measurement" else objective
+    return score.argmin(dim=1)
+
+
+def csgm(
+    y: Tensor,
+    A,
+    prior,
+    *,
+    lam: float = 0.0,
+    restarts: int = 10,
+    steps: int = 1000,
+    lr: float = 0.01,
+    optimizer: str = "adam",
+    select: str = "measurement",
+    early_stop_tol: float | None = None,
+    patience: int = 50,
+    generator: torch.Generator | None = None,
+    z_init: Tensor | None = None,
+    loss_reduction: str = "reference",
+) -> CSGMResult:
+    r"""Reconstruct images from :math:`y = A x + e` by optimising the latent of ``prior``.
+
+    Minimises, for every image and every restart independently,
+
+    .. math::
+        f(z) = \frac{1}{m}\|A\,G(z) - y\|_2^2 + \lambda\|z\|_2^2
+        \quad(\texttt{loss\_reduction="reference"}), \qquad
+        f(z) = \|A\,G(z) - y\|_2^2 + \lambda\|z\|_2^2 \quad(\texttt{"sum"}),
+
+    with ``m = y[0].numel()``. The ``"reference"`` units are exactly those of the CSGM reference
+    code: ``lam`` equals its ``zprior_weight`` when ``mloss2_weight = 1`` (in general
+    ``lam = zprior_weight / mloss2_weight``). To pass a plain ridge weight
+    :math:`\lambda_{\rm sum}` either use ``loss_reduction="sum"`` or ``lam = lambda_sum / m``.
+
+    All ``B`` images times ``R`` restarts run in one batch: ``z`` has shape ``(B * R, *latent)``
+    and every step is one forward and one backward pass of the generator. Restart ``r`` of
+    image ``i`` is row ``i * R + r``; the starting latents are
+    ``prior.sample_latent(B * R, generator=generator)`` in that order (or ``z_init``).
+    Adam's state is per row, so a row's trajectory does not depend on the other rows.
+
+    The prior is evaluated in eval mode (its mode is restored afterwards); only ``z`` receives
+    gradients. ``x_hat = G(z_hat)`` is returned as the prior produces it (in [0, 1] for every
+    shipped prior), without clamping.
+
+    Args:
+        y: measurements (on the prior's device; cast to the prior's dtype).
+        A: the forward operator: any ``deepinv.physics.LinearPhysics`` (genprior's operators
+            or deepinv's own, e.g. ``deepinv.physics.CompressedSensing``). Only ``A.A`` is used.
+        prior: a :class:`genprior.priors.Prior` (``decode``, ``latent_shape``, ``img_shape``).
+        lam: :math:`\lambda \ge 0`, in the units of ``loss_reduction``.
+        restarts: random starts per image (``R``).
+        steps: optimiser steps (the maximum, with early stopping).
+        lr: learning rate.
+        optimizer: ``"adam"`` (``torch.optim.Adam``'s update with its default betas and eps,
+            one state per row) or ``"sgd"`` (plain gradient steps).
+        select: keep per image the restart with the lowest ``"measurement"`` error
+            :math:`\|A G(z) - y\|^2/m` or the lowest objective ``"loss"`` (the reference's
+            ``BestKeeper`` criterion; the two agree when ``lam == 0``).
+        early_stop_tol: ``None`` (default, always run ``steps`` steps, as the reference) or a
+            relative tolerance: a restart stops when its objective has not decreased by more than
+            this fraction of its best value for ``patience`` consecutive steps. A stopped restart's
+            ``z`` stops changing at once and it leaves the batch within 10 steps (so it stops
+            costing compute).
+        patience: steps without sufficient improvement before a restart stops.
+        generator: source of the random starts.
+        z_init: starting latents instead of random ones.
+        loss_reduction: ``"reference"`` (mean over measurements) or ``"sum"``.
+
+    Returns:
+        :class:`~genprior.reconstruct.result.CSGMResult`; its ``loss`` is :math:`f(\hat z)`,
+        its ``history[t, i, r]`` the objective of restart ``r`` of image ``i`` before step ``t``.
+
+    Shape:
+        - y: ``(B, *meas_shape)``
+        - z_init: ``(B, R, *latent_shape)`` (or ``(B, *latent_shape)`` when ``R == 1``)
+        - x_hat: ``(B, C, H, W)``; z_hat: ``(B, *latent_shape)``
+        - measurement_error, loss, best_restart: ``(B,)``
+        - restart_measurement_error, restart_loss, n_steps: ``(B, R)``; history: ``(T, B, R)``
+
+    Raises:
+        ValueError: ``y`` with NaN/inf or a shape the operator does not produce, a prior whose
+            images the operator does not accept, bad hyperparameters.
+        TypeError: a prior without the :class:`Prior` interface.
+
+    Example:
+        >>> import deepinv
+        >>> from genprior.priors.linear import LinearGenerator
+        >>> g = torch.Generator().manual_seed(0)
+        >>> G = LinearGenerator(torch.randn(16, 2, generator=g), None, (1, 4, 4))
+        >>> A = deepinv.physics.CompressedSensing(m=8, img_size=(1, 4, 4), rng=g)
+        >>> y = A.A(G.decode(torch.randn(3, 2, generator=g)))
+        >>> out = csgm(y, A, G, restarts=2, steps=300, lr=0.1, generator=g)
+        >>> out.x_hat.shape, bool(out.measurement_error.max() < 1e-6)
+        (torch.Size([3, 1, 4, 4]), True)
+    """
+    _check_prior(prior)
+    _check_options(lam=lam, restarts=restarts, steps=steps, lr=lr, optimizer=optimizer,
+                   select=select, early_stop_tol=early_stop_tol, patience=patience,
+                   loss_reduction=loss_reduction)
+    img_size = tuple(int(s) for s in prior.img_shape)
+    own = getattr(A, "img_size", None)
+    if own is not None and tuple(own) != img_size:
+        raise ValueError(f"the prior generates images of shape {img_size} but "
+                         f"{type(A).__name__} expects img_size {tuple(own)}")
+    ref = _reference_tensor(prior)
+    y = check_measurements(y, A, img_size, device=ref.device, dtype=ref.dtype)
+    batch, m = y.shape[0], y[0].numel()
+    scale = 1.0 / m if loss_reduction == "reference" else 1.0
+    z0 = _initial_latents(prior, z_init, batch, restarts, generator, ref)
+    return _solve(y, A, prior, z0, lam=lam, scale=scale, restarts=restarts, steps=steps, lr=lr,
+                  optimizer=optimizer, select=select, early_stop_tol=early_stop_tol,
+                  patience=patience, sparse=None)
+
+
+def _solve(y, A, prior, z0, *, lam, scale, restarts, steps, lr, optimizer, select,
+           early_stop_tol, patience, sparse):
+    """Run :func:`_descend` on all rows, then pick one restart per image (CSGM / Sparse-Gen)."""
+    batch, m = y.shape[0], y[0].numel()
+    y_rows = y.repeat_interleave(restarts, dim=0)
+    was_training = prior.training
+    prior.eval()
+    try:
+        run = _descend(y_rows, A, prior.decode, z0, lam=lam, scale=scale, steps=steps, lr=lr,
+                       optimizer=optimizer, early_stop_tol=early_stop_tol, patience=patience,
+                       sparse=sparse)
+        with torch.no_grad():
+            x_gen = prior.decode(run.z)
+            nu = sparse.basis.synthesis(run.c) if sparse is not None else None
+            x_all = x_gen if nu is None else x_gen + nu
+            data = sum_sq(A.A(x_all) - y_rows)
+            objective = scale * data + lam * sum_sq(run.z)
+            if sparse is not None:
+                objective = objective + sparse.lam_nu * run.c.abs().reshape(len(run.c), -1).sum(1)
+    finally:
+        prior.train(was_training)
+    meas_err = (data / m).view(batch, restarts)
+    objective = objective.view(batch, restarts)
+    best = _select(objective, meas_err, select)
+    pick = torch.arange(batch, device=best.device) * restarts + best
+    fields = {
+        "x_hat": x_all[pick],
+        "z_hat": run.z[pick],
+        "measurement_error": meas_err.gather(1, best[:, None]).squeeze(1),
+        "loss": objective.gather(1, best[:, None]).squeeze(1),
+        "history": run.history.view(-1, batch, restarts),
+        "best_restart": best,
+        "restart_measurement_error": meas_err,
+        "restart_loss": objective,
+        "n_steps": run.n_steps.view(batch, restarts),
+    }
+    if sparse is None:
+        return CSGMResult(**fields)
+    return SparseGenResult(**fields, nu_hat=nu[pick], x_gen=x_gen[pick])
+
+
+def lipschitz_step(A, img_size, *, scale: float, ref: Tensor,
+                   generator: torch.Generator | None = None) -> float:
+    r"""Step :math:`1/L` for the smooth term ``scale * ||A x - y||^2`` in ``x``:
+    :math:`L = 2\,\mathrm{scale}\,\|A\|_2^2`, with 1% margin on the power-iteration estimate."""
+    norm_sq = operator_norm_sq(A, img_size, device=ref.device, dtype=ref.dtype,
+                               generator=generator)
+    if norm_sq <= 0:
+        raise ValueError(f"{type(A).__name__} is the zero operator; nothing to reconstruct")
+    return 1.0 / (2.0 * scale * norm_sq * 1.01)
