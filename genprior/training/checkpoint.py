@@ -18,7 +18,7 @@ from torch import nn
 
 from genprior._serialization import load_tensors, save_tensors
 
-__all__ = ["save_checkpoint", "load_checkpoint", "CHECKPOINT_NAME"]
+__all__ = ["CHECKPOINT_NAME", "load_checkpoint", "save_checkpoint"]
 
 CHECKPOINT_NAME = "checkpoint.safetensors"
 _META = "genprior_checkpoint"

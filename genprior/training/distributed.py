@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-__all__ = ["DistInfo", "init_distributed", "cleanup_distributed"]
+__all__ = ["DistInfo", "cleanup_distributed", "init_distributed"]
 
 
 @dataclass(frozen=True)

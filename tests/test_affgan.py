@@ -1,0 +1,201 @@
+"""Range-constrained conditional SR model (AffGAN) and its trainer, on tiny models and data."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import load_file
+
+from genprior.cli import main as cli_main
+from genprior.priors import Prior, load_prior
+from genprior.priors.conditional import (
+    ConditionalSR,
+    SRDiscriminator,
+    init_weights_,
+    is_conditional,
+)
+from genprior.training.affgan import instance_noise_std, split_unpaired
+
+TINY = {"img_size": (3, 16, 16), "factor": 4, "width": 8, "n_blocks": 1, "noise_channels": 2}
+
+
+def _model(device, *, kernel="box", seed=0) -> ConditionalSR:
+    model = ConditionalSR(kernel=kernel, **TINY)
+    model.reset_parameters(generator=torch.Generator().manual_seed(seed))
+    return model.to(device)
+
+
+def _y(device, b=3, seed=1) -> torch.Tensor:
+    return torch.rand(b, 3, 4, 4, generator=torch.Generator().manual_seed(seed)).to(device)
+
+
+@pytest.mark.parametrize("kernel", ["box", "bicubic"])
+def test_every_output_is_consistent_with_y(device, kernel):
+    model = _model(device, kernel=kernel)
+    y = _y(device)
+    xs = model.sample(y, 4, generator=torch.Generator().manual_seed(0))
+    for x in xs:
+        rel = (model.operator.A(x) - y).norm() / y.norm()
+        assert x.dtype == torch.float32
+        assert rel <= 1e-5
+
+
+def test_null_space_component_is_the_networks(device):
+    # x = A^+ y + (I - A^+ A) f  =>  (I - A^+ A) x = (I - A^+ A) f  and  A^+ A x = A^+ y.
+    model = _model(device)
+    A = model.operator
+    y = _y(device)
+    eps = model.sample_latent(3, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        x = model(y, eps)
+        f = model.net(y, eps)
+    torch.testing.assert_close(x - A.A_dagger(A.A(x)), f - A.A_dagger(A.A(f)),
+                               atol=1e-5, rtol=0)
+    torch.testing.assert_close(A.A_dagger(A.A(x)), A.A_dagger(y), atol=1e-5, rtol=0)
+
+
+def test_matches_range_constrained_wrapper(device):
+    from genprior.operators.projection import RangeConstrained
+
+    model = _model(device)
+    y = _y(device)
+    eps = model.sample_latent(3, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        torch.testing.assert_close(RangeConstrained(model.net, model.operator)(y, eps),
+                                   model(y, eps))
+
+
+def test_noise_changes_output_and_generator_fixes_it(device):
+    model = _model(device)
+    y = _y(device)
+    a = model.sample(y, 2, generator=torch.Generator().manual_seed(5))
+    b = model.sample(y, 2, generator=torch.Generator().manual_seed(5))
+    torch.testing.assert_close(a, b, atol=0, rtol=0)
+    assert (a[0] - a[1]).abs().max() > 1e-4
+    # sample() draws eps with sample_latent from the same generator, sample by sample
+    eps = model.sample_latent(2 * 3, generator=torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        torch.testing.assert_close(model(y.repeat(2, 1, 1, 1), eps).reshape(a.shape), a)
+
+
+def test_shapes(device):
+    model = _model(device)
+    y = _y(device, b=2)
+    assert model.latent_shape == (2, 4, 4)
+    assert model.meas_shape == (3, 4, 4)
+    assert model.img_shape == (3, 16, 16)
+    assert model(y, generator=torch.Generator().manual_seed(0)).shape == (2, 3, 16, 16)
+    assert model.sample(y, 5).shape == (5, 2, 3, 16, 16)
+    assert model.sample(y).shape == (1, 2, 3, 16, 16)
+    disc = SRDiscriminator(channels=3, img_size=16, width=4).to(device)
+    assert disc(torch.rand(2, 3, 16, 16, device=device)).shape == (2,)
+
+
+def test_save_load_round_trip(tmp_path):
+    model = _model("cpu", seed=3)
+    model.save_pretrained(tmp_path / "sr")
+    y = _y("cpu")
+    eps = model.sample_latent(3, generator=torch.Generator().manual_seed(0))
+    for loaded in (Prior.from_pretrained(tmp_path / "sr"), load_prior(tmp_path / "sr"),
+                   ConditionalSR.from_pretrained(tmp_path / "sr")):
+        assert isinstance(loaded, ConditionalSR) and is_conditional(loaded)
+        assert loaded.config == model.config
+        with torch.no_grad():
+            torch.testing.assert_close(loaded(y, eps), model(y, eps), atol=0, rtol=0)
+    # the weights file holds the network only (the operator is rebuilt from the config)
+    assert all(k.startswith("net.") for k in load_file(tmp_path / "sr" / "model.safetensors"))
+    assert not is_conditional(torch.nn.Linear(2, 2))
+
+
+def test_reset_parameters_is_deterministic():
+    a, b, c = _model("cpu", seed=7), _model("cpu", seed=7), _model("cpu", seed=8)
+    for (k, p), q, r in zip(a.state_dict().items(), b.state_dict().values(),
+                            c.state_dict().values()):
+        assert torch.equal(p, q), k
+    assert any(not torch.equal(p, r) for p, r in zip(a.parameters(), c.parameters()))
+    init_weights_(SRDiscriminator(img_size=8, width=2), generator=torch.Generator())
+
+
+def test_bad_inputs():
+    model = _model("cpu")
+    with pytest.raises(ValueError, match="y must have shape"):
+        model.sample(torch.rand(2, 3, 8, 8))
+    with pytest.raises(ValueError, match="y must have shape"):
+        model(torch.rand(3, 4, 4))
+    with pytest.raises(TypeError, match="floating-point"):
+        model(torch.ones(1, 3, 4, 4, dtype=torch.int64))
+    with pytest.raises(ValueError, match="non-finite"):
+        model(torch.full((1, 3, 4, 4), float("nan")))
+    with pytest.raises(ValueError, match="eps must have shape"):
+        model(_y("cpu"), torch.zeros(3, 5, 4, 4))
+    with pytest.raises(ValueError, match="n must be >= 1"):
+        model.sample(_y("cpu"), 0)
+    with pytest.raises(ValueError, match="power of 2"):
+        ConditionalSR(img_size=(3, 12, 12), factor=3)
+    with pytest.raises(ValueError, match="divisible by factor"):
+        ConditionalSR(img_size=(3, 18, 18), factor=4)
+    with pytest.raises(ValueError, match=r"x must have shape"):
+        SRDiscriminator(img_size=16, width=2)(torch.rand(1, 3, 8, 8))
+
+
+def test_unpaired_split_and_instance_noise_schedule():
+    x = torch.arange(7.0).reshape(7, 1, 1, 1)
+    lo, hi = split_unpaired(x)
+    assert lo.flatten().tolist() == [0, 1, 2] and hi.flatten().tolist() == [3, 4, 5, 6]
+    with pytest.raises(ValueError, match="at least 2"):
+        split_unpaired(x[:1])
+    assert [instance_noise_std(s, start=0.2, anneal_steps=4) for s in (0, 1, 4, 9)] == \
+        pytest.approx([0.2, 0.15, 0.0, 0.0])
+    assert instance_noise_std(0, start=0.2, anneal_steps=0) == 0.0
+
+
+# ------------------------------------------------------------------------------ trainer (CLI)
+@pytest.fixture(scope="module")
+def tiny_faces(tmp_path_factory):
+    root = tmp_path_factory.mktemp("faces")
+    rng = np.random.default_rng(0)
+    for i in range(1, 11):
+        Image.fromarray(rng.integers(0, 256, (18, 20, 3), dtype=np.uint8)).save(
+            root / f"{i:06d}.png")
+    return root
+
+
+def _train(data, out, *extra):
+    return cli_main(["train", "affgan", "--data", str(data), "--out", str(out),
+                     "--img-size", "16", "--width", "8", "--n-blocks", "1",
+                     "--noise-channels", "2", "--d-width", "4", "--batch-size", "2",
+                     "--anneal-steps", "4", "--device", "cpu", "--seed", "3", *extra])
+
+
+@pytest.mark.parametrize("loss", ["gan", "mse"])
+def test_train_resume_equals_uninterrupted(tiny_faces, tmp_path, loss):
+    assert _train(tiny_faces, tmp_path / "full", "--loss", loss, "--max-steps", "4") == 0
+    assert _train(tiny_faces, tmp_path / "part", "--loss", loss, "--max-steps", "2") == 0
+    assert _train(tiny_faces, tmp_path / "part", "--loss", loss, "--max-steps", "4",
+                  "--resume") == 0
+    full = load_file(tmp_path / "full" / "final" / "model.safetensors")
+    part = load_file(tmp_path / "part" / "final" / "model.safetensors")
+    assert full.keys() == part.keys()
+    for k in full:
+        assert torch.equal(full[k], part[k]), k
+    for run in ("full", "part"):
+        assert (tmp_path / run / "log.csv").read_text() .count("\n") == 5  # header + 4 steps
+        assert (tmp_path / run / "samples.png").is_file()
+    model = load_prior(tmp_path / "full" / "final")
+    y = _y("cpu")
+    x = model.sample(y, 2, generator=torch.Generator().manual_seed(0))
+    assert (model.operator.A(x[1]) - y).norm() / y.norm() <= 1e-5
+
+
+def test_train_rejects_bad_arguments(tiny_faces, tmp_path, capsys):
+    assert _train(tiny_faces, tmp_path / "a", "--instance-noise", "-1") == 2
+    assert "--instance-noise" in capsys.readouterr().err
+    assert _train(tiny_faces, tmp_path / "b", "--img-size", "18") == 2
+    assert "--img-size" in capsys.readouterr().err
+    # resuming with another architecture is refused, naming the checkpoint
+    assert _train(tiny_faces, tmp_path / "c", "--max-steps", "1") == 0
+    assert _train(tiny_faces, tmp_path / "c", "--max-steps", "2", "--width", "4",
+                  "--resume") == 2
+    assert "checkpoint" in capsys.readouterr().err

@@ -1,0 +1,240 @@
+"""Training loops: end-to-end runs, exact resumption, atomic checkpoints, DDP, bad input."""
+
+from __future__ import annotations
+
+import csv
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from genprior import _serialization
+from genprior.cli import main
+from genprior.priors import Prior
+from genprior.training.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
+from genprior.training.common import EMA, ResumableSampler, parse_range, save_image_grid
+
+
+# ------------------------------------------------------------------------------------ fixtures
+@pytest.fixture
+def digits(tmp_path: Path) -> Path:
+    """40 random 'digits' 8x8 in two npz shards (MNIST layout)."""
+    rng = np.random.default_rng(0)
+    root = tmp_path / "digits"
+    root.mkdir()
+    for i in range(2):
+        np.savez(root / f"mnist_train_{i:02d}.npz",
+                 x=rng.integers(0, 256, (20, 8, 8), dtype=np.uint8),
+                 y=np.zeros(20, dtype=np.uint8))
+    return root
+
+
+@pytest.fixture
+def faces(tmp_path: Path) -> Path:
+    """24 RGB 'faces' 20x18 named 000001.png ... 000024.png."""
+    rng = np.random.default_rng(1)
+    root = tmp_path / "faces"
+    root.mkdir()
+    for i in range(1, 25):
+        Image.fromarray(rng.integers(0, 256, (20, 18, 3), dtype=np.uint8)).save(
+            root / f"{i:06d}.png")
+    return root
+
+
+def _vae(data: Path, out: Path, *extra: str) -> list[str]:
+    return ["train", "vae", "--arch", "mlp", "--data", str(data), "--out", str(out),
+            "--hidden", "16", "--latent-dim", "4", "--batch-size", "8", "--epochs", "2",
+            "--seed", "3", *extra]
+
+
+def _gan(data: Path, out: Path, *extra: str) -> list[str]:
+    return ["train", "gan", "--data", str(data), "--out", str(out), "--img-size", "16",
+            "--nz", "8", "--ngf", "4", "--ndf", "4", "--batch-size", "4", "--epochs", "2",
+            "--instance-noise", "0.1", "--ema-decay", "0.9", "--seed", "5", *extra]
+
+
+def _rows(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _weights(path: Path) -> dict[str, torch.Tensor]:
+    return _serialization.load_tensors(path)
+
+
+# ------------------------------------------------------------------------------------ helpers
+def test_parse_range():
+    assert parse_range("1:8000") == (1, 8000)
+    assert parse_range(None) is None
+    with pytest.raises(ValueError, match="--train-range"):
+        parse_range("8000:1")
+
+
+def test_ema_closed_form():
+    model = torch.nn.Linear(3, 2)
+    ema = EMA(model, decay=0.75)
+    w0 = model.weight.detach().clone()
+    with torch.no_grad():
+        model.weight.add_(4.0)
+    ema.update(model)
+    torch.testing.assert_close(ema.module.weight, 0.75 * w0 + 0.25 * (w0 + 4.0))
+    with pytest.raises(ValueError, match="decay"):
+        EMA(model, decay=1.0)
+
+
+def test_sampler_resume_and_shards():
+    data = list(range(23))
+    full = ResumableSampler(data, num_replicas=1, rank=0, seed=7)
+    full.set_epoch(2)
+    order = list(full)
+    full.set_epoch(2, start=5)
+    assert list(full) == order[5:]
+    shards = [ResumableSampler(data, num_replicas=2, rank=r, seed=7) for r in (0, 1)]
+    for s in shards:
+        s.set_epoch(2)
+    a, b = (set(s) for s in shards)
+    assert not a & b and len(a) == len(b) == 11
+
+
+def test_save_image_grid(tmp_path: Path):
+    x = torch.rand(5, 3, 6, 7, generator=torch.Generator().manual_seed(0))
+    save_image_grid(x, tmp_path / "g.png", nrow=3, pad=1)
+    grid = np.asarray(Image.open(tmp_path / "g.png"))
+    assert grid.shape == (2 * 7 + 1, 3 * 8 + 1, 3)
+    np.testing.assert_array_equal(grid[1:7, 1:8], (x[0].permute(1, 2, 0) * 255).round().byte())
+
+
+# ------------------------------------------------------------------------------------ end to end
+def test_vae_end_to_end(digits: Path, tmp_path: Path):
+    out = tmp_path / "run"
+    assert main(_vae(digits, out, "--ckpt-every", "3", "--sample-every", "3")) == 0
+    rows = _rows(out / "log.csv")
+    assert [int(r["step"]) for r in rows] == list(range(1, 11))  # 2 epochs x 40 // 8
+    assert [int(r["epoch"]) for r in rows] == [0] * 5 + [1] * 5
+    assert Image.open(out / "samples.png").size == (8 * 10 + 2, 8 * 10 + 2)
+    vae = Prior.from_pretrained(out / "final")
+    assert type(vae).__name__ == "MLPVAE" and vae.img_shape == (1, 8, 8)
+    ckpt = _weights(out / CHECKPOINT_NAME)
+    for k, v in vae.state_dict().items():
+        torch.testing.assert_close(v, ckpt[f"module.vae.{k}"], rtol=0, atol=0)
+    assert float(rows[-1]["neg_elbo"]) < float(rows[0]["neg_elbo"])
+
+
+def test_gan_end_to_end(faces: Path, tmp_path: Path):
+    out = tmp_path / "run"
+    assert main(_gan(faces, out, "--train-range", "1:20")) == 0
+    rows = _rows(out / "log.csv")
+    assert len(rows) == 2 * 20 // 4  # ids 21..24 are held out
+    sig = [float(r["sigma"]) for r in rows]
+    assert sig[0] == pytest.approx(0.1) and sig[-1] == pytest.approx(0.1 / 10)
+    G = Prior.from_pretrained(out / "final")
+    assert type(G).__name__ == "DCGANGenerator" and G.img_shape == (3, 16, 16)
+    ckpt = _weights(out / CHECKPOINT_NAME)
+    for k, v in G.state_dict().items():
+        torch.testing.assert_close(v, ckpt[f"module.G_ema.{k}"], rtol=0, atol=0)
+    raw = Prior.from_pretrained(out / "final-raw")
+    assert any(not torch.equal(a, b) for a, b in zip(G.parameters(), raw.parameters()))
+
+
+# ------------------------------------------------------------------------------------ resume
+@pytest.mark.parametrize("kind", ["vae", "gan"])
+def test_resume_matches_uninterrupted(kind: str, digits: Path, faces: Path, tmp_path: Path):
+    make, data, n = (_vae, digits, 8) if kind == "vae" else (_gan, faces, 9)
+    whole, parts = tmp_path / "whole", tmp_path / "parts"
+    assert main(make(data, whole, "--max-steps", str(n), "--ckpt-every", "100")) == 0
+    # "killed" after n // 2 steps (the epoch boundary is crossed after resuming), then resumed
+    assert main(make(data, parts, "--max-steps", str(n // 2), "--ckpt-every", "100")) == 0
+    assert main(make(data, parts, "--max-steps", str(n), "--resume")) == 0
+    a, b = _weights(whole / CHECKPOINT_NAME), _weights(parts / CHECKPOINT_NAME)
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    assert _rows(whole / "log.csv") != [] and len(_rows(parts / "log.csv")) == n
+    for ra, rb in zip(_rows(whole / "log.csv"), _rows(parts / "log.csv")):
+        assert {k: v for k, v in ra.items() if k != "time_s"} == \
+            {k: v for k, v in rb.items() if k != "time_s"}
+
+
+def test_resume_other_architecture_names_file(digits: Path, tmp_path: Path, capsys):
+    out = tmp_path / "run"
+    assert main(_vae(digits, out, "--max-steps", "2")) == 0
+    assert main(_vae(digits, out, "--max-steps", "4", "--resume", "--hidden", "12")) == 2
+    assert str(out / CHECKPOINT_NAME) in capsys.readouterr().err
+    assert main(_vae(digits, tmp_path / "new", "--resume")) == 2
+    assert "checkpoint not found" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------------ atomicity
+def test_checkpoint_write_is_atomic(tmp_path: Path, monkeypatch):
+    model = torch.nn.Linear(4, 3)
+    path = tmp_path / CHECKPOINT_NAME
+    save_checkpoint(path, modules={"m": model}, state={"step": 1})
+    before = path.read_bytes()
+
+    def broken(tensors, filename, metadata=None):
+        Path(filename).write_bytes(b"half a checkpoint")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(_serialization, "save_file", broken)
+    with torch.no_grad():
+        model.weight.add_(1.0)
+    with pytest.raises(OSError, match="disk full"):
+        save_checkpoint(path, modules={"m": model}, state={"step": 2})
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == [CHECKPOINT_NAME]
+    fresh = torch.nn.Linear(4, 3)
+    assert load_checkpoint(path, modules={"m": fresh}) == {"step": 1}
+    torch.testing.assert_close(fresh.weight, model.weight - 1.0)
+
+
+# ------------------------------------------------------------------------------------ bad input
+def test_bad_data_names_the_file(faces: Path, tmp_path: Path, capsys):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(_gan(empty, tmp_path / "o1")) == 2
+    assert str(empty) in capsys.readouterr().err
+    assert main(_gan(tmp_path / "missing", tmp_path / "o2")) == 2
+    assert "not found" in capsys.readouterr().err
+    (faces / "000003.png").write_bytes(b"not a png")
+    assert main(_gan(faces, tmp_path / "o3")) == 2
+    assert "000003.png" in capsys.readouterr().err
+    Image.new("L", (20, 18)).save(faces / "000003.png")
+    assert main(_gan(faces, tmp_path / "o4")) == 2
+    err = capsys.readouterr().err
+    assert "000003.png" in err and "mode L" in err
+    Image.new("RGB", (10, 30)).save(faces / "000003.png")
+    assert main(_gan(faces, tmp_path / "o5")) == 2
+    assert "000003.png" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------------ DDP
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.parametrize("kind", ["vae", "gan"])
+def test_ddp_two_processes(kind: str, digits: Path, faces: Path, tmp_path: Path):
+    out = tmp_path / "ddp"
+    args = (_vae(digits, out, "--epochs", "1") if kind == "vae"
+            else _gan(faces, out, "--epochs", "1"))
+    env = {**os.environ, "MASTER_ADDR": "127.0.0.1", "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+           "--master_addr", "127.0.0.1", "--master_port", str(_free_port()),
+           "-m", "genprior", *args, "--device", "cpu"]
+    res = subprocess.run(cmd, check=False, env=env, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr[-3000:]
+    # each rank sees half the data: 40 digits / 2 / batch 8 = 2 steps; 24 faces / 2 / 4 = 3
+    rows = _rows(out / "log.csv")
+    assert len(rows) == (2 if kind == "vae" else 3)  # one writer: rank 0
+    assert res.stdout.count("saved ") == 1
+    saved = load_checkpoint(out / CHECKPOINT_NAME, modules={})
+    assert saved["config"]["world_size"] == 2
+    assert (out / "final" / "model.safetensors").is_file()
