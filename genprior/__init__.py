@@ -6,4 +6,4 @@ from genprior.priors import Prior, available_priors, load_prior
 
 __version__ = "0.1.0"
 
-__all__ = ["Operator", "OPERATORS", "load_operator", "Prior", "load_prior", "available_priors"]
+__all__ = ["OPERATORS", "Operator", "Prior", "available_priors", "load_operator", "load_prior"]

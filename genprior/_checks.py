@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-__all__ = ["check_image", "check_finite", "check_shape", "check_positive"]
+__all__ = ["check_finite", "check_image", "check_positive", "check_shape"]
 
 
 def check_shape(t: Tensor, name: str, spec: str) -> None:

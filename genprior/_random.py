@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-__all__ = ["randn", "rand", "default_device", "make_generator"]
+__all__ = ["default_device", "make_generator", "rand", "randn"]
 
 
 def default_device() -> torch.device:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -12,13 +14,13 @@ import torch
 from safetensors.torch import load_file, save_file
 
 __all__ = [
-    "atomic_write_bytes",
-    "save_tensors",
-    "load_tensors",
-    "save_config",
-    "load_config",
     "CONFIG_NAME",
     "WEIGHTS_NAME",
+    "atomic_write_bytes",
+    "load_config",
+    "load_tensors",
+    "save_config",
+    "save_tensors",
 ]
 
 CONFIG_NAME = "config.json"
@@ -31,22 +33,28 @@ def _umask_mode() -> int:
     return 0o666 & ~mask
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file and ``os.replace`` (never half-written)."""
+@contextmanager
+def _atomic_target(path: str | os.PathLike) -> Iterator[str]:
+    """Yield a temporary path beside ``path``; move it into place only if the body succeeds."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+        yield tmp
         os.chmod(tmp, _umask_mode())
         os.replace(tmp, path)
-    except BaseException:
+    finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
-        raise
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a temporary file and ``os.replace`` (never half-written)."""
+    with _atomic_target(path) as tmp, open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def save_tensors(
@@ -55,19 +63,9 @@ def save_tensors(
     metadata: dict[str, str] | None = None,
 ) -> None:
     """Save tensors to a safetensors file atomically (tensors are made contiguous, on CPU)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        clean = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
+    clean = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
+    with _atomic_target(path) as tmp:
         save_file(clean, tmp, metadata=metadata)
-        os.chmod(tmp, _umask_mode())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def load_tensors(

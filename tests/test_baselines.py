@@ -11,15 +11,6 @@ from genprior.reconstruct import bicubic, lasso, pinv
 from genprior.reconstruct.bases import BASES, dct2, haar2, haar_levels
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # tiny problems: 2 OpenMP threads on a busy 2-core machine are ~100x slower than 1
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.mark.parametrize("name", sorted(BASES))
 @pytest.mark.parametrize("size", [(2, 28, 28), (3, 16, 8), (1, 7, 5)])
 def test_bases_are_orthonormal(name, size):

@@ -15,13 +15,6 @@ from genprior.reconstruct import reconstruct
 IMG = (1, 12, 12)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # tiny problems: 2 OpenMP threads on a busy 2-core machine are ~100x slower than 1
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture

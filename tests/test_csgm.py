@@ -12,14 +12,6 @@ from genprior.reconstruct.bases import idct2
 IMG = (1, 6, 6)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # these problems are tiny: per-op overhead dominates, and with 2 OpenMP threads on a busy
-    # 2-core machine each op can wait milliseconds for a spinning peer (measured 100x slower)
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 N_PIX, D, M = 36, 5, 12

@@ -20,15 +20,6 @@ from genprior.operators import (
 from genprior.operators.structured_cs import dct3, dct_ortho, idct3, idct_ortho
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny matmuls are ~1000x slower with 2 intra-op threads on a loaded 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _gen(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 

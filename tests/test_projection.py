@@ -13,13 +13,6 @@ from genprior.operators import Downsample, RangeConstrained, affine_projection
 TOLERANCE = {torch.float32: 1e-5, torch.float64: 1e-10}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny matmuls are ~1000x slower with 2 intra-op threads on a loaded 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 EXACT = sorted(name for name, make in OPERATOR_FACTORIES.items() if make().exact_dagger)

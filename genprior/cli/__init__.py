@@ -6,7 +6,7 @@ import argparse
 import importlib
 import sys
 
-__all__ = ["main", "SUBCOMMANDS"]
+__all__ = ["SUBCOMMANDS", "main"]
 
 #: subcommand name -> module in ``genprior.cli`` defining ``HELP``, ``add_arguments``, ``run``
 SUBCOMMANDS = ("demo", "measure", "reconstruct", "evaluate", "train", "sample")
