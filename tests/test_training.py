@@ -22,6 +22,14 @@ from genprior.training.common import EMA, ResumableSampler, parse_range, save_im
 
 
 # ------------------------------------------------------------------------------------ fixtures
+@pytest.fixture(autouse=True)
+def _restore_threads():
+    """Runs use ``--threads 1`` (tiny models are faster single-threaded); restore afterwards."""
+    n = torch.get_num_threads()
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture
 def digits(tmp_path: Path) -> Path:
     """40 random 'digits' 8x8 in two npz shards (MNIST layout)."""
@@ -50,13 +58,14 @@ def faces(tmp_path: Path) -> Path:
 def _vae(data: Path, out: Path, *extra: str) -> list[str]:
     return ["train", "vae", "--arch", "mlp", "--data", str(data), "--out", str(out),
             "--hidden", "16", "--latent-dim", "4", "--batch-size", "8", "--epochs", "2",
-            "--seed", "3", *extra]
+            "--seed", "3", "--threads", "1", *extra]
 
 
 def _gan(data: Path, out: Path, *extra: str) -> list[str]:
     return ["train", "gan", "--data", str(data), "--out", str(out), "--img-size", "16",
             "--nz", "8", "--ngf", "4", "--ndf", "4", "--batch-size", "4", "--epochs", "2",
-            "--instance-noise", "0.1", "--ema-decay", "0.9", "--seed", "5", *extra]
+            "--instance-noise", "0.1", "--ema-decay", "0.9", "--seed", "5", "--threads", "1",
+            *extra]
 
 
 def _rows(path: Path) -> list[dict[str, str]]:
