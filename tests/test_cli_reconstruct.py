@@ -15,8 +15,6 @@ from genprior.reconstruct import reconstruct
 IMG = (1, 12, 12)
 
 
-
-
 @pytest.fixture
 def problem(tmp_path):
     """A linear prior whose range holds x, full-rank CS measurements, all on disk."""
@@ -99,3 +97,31 @@ def test_demo_falls_back_without_prior(tmp_path, capsys):
     assert (tmp_path / "demo.png").is_file()
     rows = _read_csv(tmp_path / "metrics.csv")
     assert "lasso_mse_per_pixel" in rows[0] and len(rows) == 4 + 2
+
+
+def test_conditional_prior_is_the_default_method_and_consistent(tmp_path):
+    from genprior.priors.conditional import ConditionalSR
+
+    model = ConditionalSR(img_size=(3, 16, 16), factor=4, width=8, n_blocks=1, noise_channels=2)
+    model.reset_parameters(generator=torch.Generator().manual_seed(0))
+    model.save_pretrained(tmp_path / "sr")
+    x = torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(1))
+    A = Downsample((3, 16, 16), 4)
+    y = A.A(x)
+    save_measurements(tmp_path / "y.npz", y, x=x)
+    # the operator as a spec string (image size from the prior) and as a file agree
+    A.save(tmp_path / "op.safetensors")
+    for op, out in (("downsample:4", "a"), (str(tmp_path / "op.safetensors"), "b")):
+        assert main(["reconstruct", "--prior", str(tmp_path / "sr"), "--operator", op,
+                     "--measurements", str(tmp_path / "y.npz"), "--out",
+                     str(tmp_path / out), "--seed", "3"]) == 0
+    xa = load_images_npz(tmp_path / "a" / "x_hat.npz")
+    assert torch.equal(xa, load_images_npz(tmp_path / "b" / "x_hat.npz"))
+    direct = reconstruct("conditional", y, A, prior=model,
+                         generator=torch.Generator().manual_seed(3)).x_hat
+    assert ((A.A(direct) - y).norm() / y.norm()) <= 1e-5
+    torch.testing.assert_close(xa, direct.clamp(0, 1), atol=1e-6, rtol=0)
+    # an operator the model was not trained for is refused, naming both
+    assert main(["reconstruct", "--prior", str(tmp_path / "sr"), "--operator",
+                 "downsample:4:bicubic", "--measurements", str(tmp_path / "y.npz"),
+                 "--out", str(tmp_path / "c")]) == 2

@@ -12,8 +12,6 @@ from genprior.reconstruct.bases import idct2
 IMG = (1, 6, 6)
 
 
-
-
 N_PIX, D, M = 36, 5, 12
 
 

@@ -13,8 +13,6 @@ from genprior.operators import Downsample, RangeConstrained, affine_projection
 TOLERANCE = {torch.float32: 1e-5, torch.float64: 1e-10}
 
 
-
-
 EXACT = sorted(name for name, make in OPERATOR_FACTORIES.items() if make().exact_dagger)
 
 

@@ -21,7 +21,8 @@ from pathlib import Path
 
 import torch
 
-HELP = "reconstruct images from measurements (CSGM, Sparse-Gen, Lasso, pinv, bicubic)"
+HELP = ("reconstruct images from measurements (CSGM, Sparse-Gen, Lasso, pinv, bicubic, "
+        "range-constrained conditional generator)")
 
 _GRID_IMAGES = 16
 
@@ -29,14 +30,17 @@ _GRID_IMAGES = 16
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from genprior.reconstruct.methods import METHODS
 
-    parser.add_argument("--method", required=True, choices=METHODS)
+    parser.add_argument("--method", default=None, choices=METHODS,
+                        help="default: conditional for a conditional prior (celeba-sr4-affgan), "
+                        "else csgm")
     parser.add_argument("--prior", default=None, metavar="NAME_OR_DIR",
                         help="shipped prior name (e.g. mnist-vae) or folder; needed by csgm and "
                         "sparse-gen")
     parser.add_argument("--measurements", required=True, metavar="Y_NPZ",
                         help="npz file with key y (and optionally x), e.g. from genprior measure")
-    parser.add_argument("--operator", required=True, metavar="OP_SAFETENSORS",
-                        help="operator file written by genprior measure")
+    parser.add_argument("--operator", required=True, metavar="OP_FILE_OR_SPEC",
+                        help="operator file written by genprior measure, or a spec such as "
+                        "downsample:4 (image size taken from the prior)")
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--lam", type=float, default=0.0,
                         help="latent weight lambda (the CSGM reference's zprior_weight)")
@@ -70,8 +74,9 @@ def run(args: argparse.Namespace) -> int:
     from genprior._io import load_measurements, save_grid_png, save_images_npz
     from genprior._random import make_generator
     from genprior.metrics import MetricsTable, image_metrics, measurement_residual
-    from genprior.operators import load_operator
+    from genprior.operators import load_operator, make_operator
     from genprior.priors import load_prior
+    from genprior.priors.conditional import is_conditional
     from genprior.reconstruct.methods import PRIOR_METHODS, reconstruct
 
     if args.threads is not None:
@@ -80,12 +85,18 @@ def run(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     meas = load_measurements(args.measurements)
-    A = load_operator(args.operator, device=device)
-    prior = None
-    if args.method in PRIOR_METHODS:
-        if args.prior is None:
-            raise ValueError(f"--method {args.method} needs --prior NAME_OR_DIR")
-        prior = load_prior(args.prior, device=device)
+    prior = None if args.prior is None else load_prior(args.prior, device=device)
+    if args.method is None:
+        args.method = "conditional" if is_conditional(prior) else "csgm"
+    if args.method in PRIOR_METHODS and prior is None:
+        raise ValueError(f"--method {args.method} needs --prior NAME_OR_DIR")
+    if Path(args.operator).is_file():
+        A = load_operator(args.operator, device=device)
+    elif ":" in args.operator and prior is not None:
+        A = make_operator(args.operator, prior.img_shape).to(device)
+    else:
+        raise FileNotFoundError(f"--operator {args.operator!r} is neither an operator file nor "
+                                "a spec (a spec also needs --prior for the image size)")
     dtype = next((b.dtype for b in A.buffers() if b.is_floating_point()), torch.float32)
     y = meas.y.to(device=device, dtype=dtype)
     result = reconstruct(

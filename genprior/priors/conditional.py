@@ -50,10 +50,10 @@ from genprior.priors.base import Prior, register_prior
 
 __all__ = [
     "ConditionalGenerator",
-    "SRDiscriminator",
     "ConditionalSR",
-    "is_conditional",
+    "SRDiscriminator",
     "init_weights_",
+    "is_conditional",
 ]
 
 
@@ -125,7 +125,7 @@ class ConditionalGenerator(nn.Module):
     def __init__(self, *, channels: int = 3, factor: int = 4, width: int = 48, n_blocks: int = 5,
                  noise_channels: int = 8) -> None:
         super().__init__()
-        n_up = int(round(math.log2(factor))) if factor >= 2 else 0
+        n_up = round(math.log2(factor)) if factor >= 2 else 0
         if factor < 2 or 2**n_up != factor:
             raise ValueError(f"factor must be a power of 2 (>= 2), got {factor}")
         for name, value, low in (("channels", channels, 1), ("width", width, 1),
@@ -253,7 +253,7 @@ class ConditionalSR(Prior):
         """The downsampling operator :math:`A` (with ``A``, ``A_adjoint``, ``A_dagger``)."""
         return self._operator
 
-    def _apply(self, fn, recurse: bool = True):  # noqa: ANN001, ANN202  (nn.Module hook)
+    def _apply(self, fn, recurse: bool = True):  # nn.Module hook: also move the operator
         super()._apply(fn, recurse)
         self._operator._apply(fn)
         return self

@@ -11,7 +11,7 @@ from torch import Tensor
 from genprior.reconstruct._problem import check_measurements, measurement_error, operator_img_size
 from genprior.reconstruct.result import ReconstructionResult
 
-__all__ = ["bicubic", "pinv"]
+__all__ = ["bicubic", "conditional", "pinv"]
 
 
 def _result(x_hat: Tensor, y: Tensor, A) -> ReconstructionResult:
@@ -108,3 +108,41 @@ def bicubic(y: Tensor, A, *, clip: bool = True,
     if clip:
         x_hat = x_hat.clamp(0, 1)
     return _result(x_hat, y, A)
+
+
+def conditional(y: Tensor, A, model, *, generator: torch.Generator | None = None
+                ) -> ReconstructionResult:
+    r"""One draw of a range-constrained conditional generator (e.g. ``celeba-sr4-affgan``).
+
+    ``x_hat = A^+ y + (I - A^+ A) f(y, eps)`` with ``eps`` from ``generator``: one network
+    evaluation, consistent with ``y`` by construction. ``A`` must be the operator the model was
+    trained for (same type, factor and kernel); ``x_hat`` is not clamped (clamping would break
+    the consistency).
+
+    Args:
+        y: measurements.
+        A: the operator, checked against ``model.operator``.
+        model: a conditional prior (:func:`genprior.priors.conditional.is_conditional`).
+        generator: source of the noise input ``eps``.
+
+    Returns:
+        :class:`~genprior.reconstruct.result.ReconstructionResult` with ``z_hat = eps``.
+
+    Shape:
+        - y: ``(B, *meas_shape)``; x_hat: ``(B, C, H, W)``
+    """
+    own = getattr(model, "operator", None)
+    if own is None or not hasattr(own, "config") or not hasattr(A, "config"):
+        raise TypeError("conditional reconstruction needs a conditional model with an operator")
+    mine = {k: v for k, v in A.config().items() if k != "noise_std"}
+    theirs = {k: v for k, v in own.config().items() if k != "noise_std"}
+    if mine != theirs:
+        raise ValueError(f"the model was trained for the operator {theirs}, got {mine}")
+    y, _ = _prepare(y, A, None)
+    y = y.to(next(model.parameters()).dtype)
+    with torch.no_grad():
+        eps = model.sample_latent(y.shape[0], generator=generator)
+        x_hat = model(y, eps)
+    result = _result(x_hat, y, A)
+    result.z_hat = eps
+    return result

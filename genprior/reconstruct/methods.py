@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from genprior.reconstruct.baselines import bicubic, pinv
+from genprior.reconstruct.baselines import bicubic, conditional, pinv
 from genprior.reconstruct.csgm import csgm
 from genprior.reconstruct.lasso import lasso
 from genprior.reconstruct.result import ReconstructionResult
@@ -14,9 +14,10 @@ from genprior.reconstruct.sparse_gen import sparse_gen
 __all__ = ["METHODS", "PRIOR_METHODS", "reconstruct"]
 
 #: method names accepted by :func:`reconstruct`
-METHODS = ("csgm", "sparse-gen", "lasso-dct", "lasso-wavelet", "lasso-pixel", "pinv", "bicubic")
-#: the methods that need a generative prior
-PRIOR_METHODS = ("csgm", "sparse-gen")
+METHODS = ("csgm", "sparse-gen", "lasso-dct", "lasso-wavelet", "lasso-pixel", "pinv", "bicubic",
+           "conditional")
+#: the methods that need a generative prior (``conditional``: a range-constrained generator)
+PRIOR_METHODS = ("csgm", "sparse-gen", "conditional")
 
 
 def reconstruct(
@@ -42,7 +43,8 @@ def reconstruct(
         method: one of :data:`METHODS`.
         y: measurements.
         A: the operator (any ``deepinv.physics.LinearPhysics``).
-        prior: the generative prior, for ``"csgm"`` and ``"sparse-gen"``.
+        prior: the generative prior, for ``"csgm"`` and ``"sparse-gen"``; the conditional
+            generator for ``"conditional"``.
         lam: latent weight :math:`\lambda` (``zprior_weight``) of CSGM / Sparse-Gen.
         alpha: :math:`\ell_1` weight: Lasso's ``alpha`` (sklearn / reference ``lmbd``) or
             Sparse-Gen's :math:`\lambda_\nu` (``sparse_gen_weight``).
@@ -76,4 +78,6 @@ def reconstruct(
                      generator=generator)
     if method == "pinv":
         return pinv(y, A)
+    if method == "conditional":
+        return conditional(y, A, prior, generator=generator)
     return bicubic(y, A)
