@@ -14,19 +14,10 @@ import torch
 
 from genprior._random import make_generator
 from genprior.data import load_celeba, load_mnist
+from genprior.metrics import pixel_frechet_distance
 from genprior.priors import available_priors, load_prior
+from genprior.priors.conditional import is_conditional
 from genprior.training.common import save_image_grid
-
-
-def pixel_frechet(a: torch.Tensor, b: torch.Tensor) -> float:
-    """Frechet distance between Gaussians fitted to the flattened pixels of ``a`` and ``b``
-    (8x8 average-pooled per channel to keep the covariance well conditioned). NOT FID."""
-    fa, fb = (torch.nn.functional.avg_pool2d(t, t.shape[-1] // 8).flatten(1).double()
-              for t in (a, b))
-    mu = (fa.mean(0) - fb.mean(0)).pow(2).sum()
-    ca, cb = torch.cov(fa.T), torch.cov(fb.T)
-    eig = torch.linalg.eigvals(ca @ cb).real.clamp(min=0).sqrt().sum()
-    return float(mu + ca.trace() + cb.trace() - 2 * eig)
 
 
 @torch.no_grad()
@@ -40,6 +31,8 @@ def main() -> None:
     results = {}
     for name in available_priors():
         prior = load_prior(name)
+        if is_conditional(prior):  # super-resolution models: see scripts/compare_sr.py
+            continue
         g = make_generator(0)
         save_image_grid(prior.sample(64, generator=g), Path("pretrained") / name / "samples.png")
         r: dict[str, float] = {}
@@ -56,8 +49,8 @@ def main() -> None:
             r["recon_mse_per_pixel"] = float((x_hat - x).pow(2).mean())
         if x.shape[1] == 3:
             s = torch.cat([prior.sample(250, generator=g) for _ in range(len(x) // 250)])
-            r["pixel_frechet_8x8_NOT_FID"] = pixel_frechet(s, x[:len(s)])
-            r["pixel_frechet_train_vs_heldout_reference"] = pixel_frechet(
+            r["pixel_frechet_8x8_NOT_FID"] = pixel_frechet_distance(s, x[:len(s)])
+            r["pixel_frechet_train_vs_heldout_reference"] = pixel_frechet_distance(
                 torch.stack([load_celeba(args.data_root / "celeba", split="train")[i]
                              for i in range(len(s))]), x[:len(s)])
         r["n_heldout"] = len(x)

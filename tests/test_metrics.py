@@ -208,3 +208,17 @@ def test_image_metrics_and_table_round_trip(tmp_path, generator, rand_lpips):
     assert doc["per_image"][0]["psnr"] is None  # inf is written as null (strict JSON)
     assert doc["per_image"][1]["mse_per_pixel"] == float(metrics["mse_per_pixel"][1])
     assert doc["summary"]["ssim"]["ci95"] == pytest.approx(table.summaries["ssim"].ci95)
+
+
+def test_pixel_frechet_distance_known_answers():
+    from genprior.metrics import pixel_frechet_distance
+
+    g = torch.Generator().manual_seed(0)
+    a = torch.rand(400, 1, 16, 16, generator=g)
+    assert abs(pixel_frechet_distance(a, a)) < 1e-8
+    # a constant shift c of every pixel moves only the mean term: adds c^2 per pooled pixel
+    c = 0.1
+    d = pixel_frechet_distance(a, a + c) - pixel_frechet_distance(a, a)
+    assert abs(d - c**2 * 64) < 1e-6
+    with pytest.raises(ValueError, match="multiple of size"):
+        pixel_frechet_distance(torch.rand(4, 1, 12, 12), torch.rand(4, 1, 12, 12))

@@ -5,6 +5,7 @@ Images are float ``(B, C, H, W)``; PSNR and SSIM take an explicit ``data_range``
 [0, 1] convention, 2 for [-1, 1], see :func:`to_minus1_1`).
 """
 
+from genprior.metrics.frechet import pixel_frechet_distance
 from genprior.metrics.image import mse_per_pixel, psnr, ssim, to_minus1_1
 from genprior.metrics.perceptual import LPIPS_NETS, backbone_weights_path, load_lpips, lpips
 from genprior.metrics.residual import measurement_residual
@@ -21,6 +22,7 @@ __all__ = [
     "lpips",
     "measurement_residual",
     "mse_per_pixel",
+    "pixel_frechet_distance",
     "psnr",
     "ssim",
     "summary",
