@@ -41,7 +41,7 @@ def _run(files, out, method, *extra):
 @pytest.mark.parametrize("method", ["mala", "ula"])
 def test_cli_langevin_matches_api(files, tmp_path, method):
     arrays = _run(files, tmp_path, method, "--burn-in", "20", "--chains", "2",
-                  "--step-size", "1e-3")
+                  "--step-size", "1e-3", "--init", "random", "--precondition", "none")
     assert arrays["samples"].shape == (N, B, 1, 8, 8)
     np.testing.assert_allclose(arrays["mean"], arrays["samples"].mean(0), atol=1e-6)
     np.testing.assert_allclose(arrays["std"], arrays["samples"].std(0, ddof=1), atol=1e-6)

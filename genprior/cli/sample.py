@@ -40,8 +40,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--thin", type=int, default=1)
     parser.add_argument("--step-size", type=float, default=1e-5,
                         help="Langevin step (MALA: initial value, adapted during burn-in)")
-    parser.add_argument("--init", choices=("random", "csgm"), default="random")
-    parser.add_argument("--precondition", choices=("none", "laplace"), default="none",
+    parser.add_argument("--init", choices=("random", "csgm"), default="csgm",
+                        help="start the chains at the CSGM solution (default) or at random latents")
+    parser.add_argument("--precondition", choices=("none", "laplace"), default="laplace",
                         help="Langevin in Laplace-whitened latents at the initial point "
                         "(use with --init csgm)")
     parser.add_argument("--steps", type=int, default=500, help="CSGM steps (restarts, init)")
