@@ -1,0 +1,349 @@
+r"""Compare 4x face super-resolution methods on held-out CelebA faces (ids 8001..9000).
+
+Every method sees the same noise-free measurements :math:`y = A x` with
+``A = Downsample((3, 64, 64), 4, kernel="box")`` (16x16 inputs; for the box kernel
+:math:`A^\dagger y` is exactly the nearest-neighbour upsampling of ``y``).
+
+Methods:
+
+- ``bicubic``: bicubic upsampling of ``y`` (clamped to [0, 1]);
+- ``A_dagger y``: the pseudo-inverse;
+- ``celeba-sr4-mse`` (the MSE twin) and ``celeba-sr4-affgan``: ``--samples`` draws of the
+  range-constrained generator per input (fresh noise each); the estimate is the first draw;
+- ``CSGM celeba-dcgan`` / ``CSGM celeba-vae``: latent optimisation
+  (:func:`genprior.sampling.csgm_restarts`: ``--restarts`` independent restarts, Adam ``--lr``,
+  ``--steps`` steps, latent weight ``--lam`` in the CSGM reference's units); the restarts are
+  the samples, the estimate is the restart with the lowest measurement error (as ``csgm``'s
+  ``select="measurement"``);
+- ``... + projection``: every CSGM restart projected onto :math:`\{x : A x = y\}` with
+  :func:`genprior.operators.projection.affine_projection` (the estimate: the projected best
+  restart).
+
+CSGM is slow, so the main table evaluates *all* methods on the first ``--csgm-n`` faces; the
+fast methods are also reported on all ``--n`` faces (second table).
+
+Metrics (per method): PSNR (mean ± 95% half-width) and SSIM of the estimate clamped to [0, 1],
+both with ``data_range`` 1; LPIPS (AlexNet) of the clamped estimate when the backbone weights
+are in the torch hub cache, else ``n/a`` with the missing file named; the relative measurement
+residual :math:`\|A x - y\| / \|y\|` (worst over all images and samples) of the unclamped
+outputs, and of the clamped estimate; diversity, the per-pixel standard deviation across the
+samples averaged over pixels and images (0 for deterministic methods); the high-frequency
+energy ratio :math:`\|x - b(x)\|^2 / \|x_{true} - b(x_{true})\|^2` of the clamped estimate
+(``b`` a 3x3 box blur; 1 = the truth's high-frequency energy, averaged over images); seconds per
+image and the ratio to AffGAN's. Seconds per image: for the generators, the time to draw all
+samples divided by (images x samples), i.e. one output; for CSGM, the whole run with all
+restarts divided by the images, i.e. one estimate (projection rows add the projection time).
+All timings come from the same process and thread count (``--threads``).
+
+Writes ``OUT/NAME.csv`` (one row per method and face set), ``OUT/NAME_table.md`` (the
+command line, the settings and the tables, also printed) and ``OUT/NAME.png`` (rows: the first
+``--figure-faces`` faces; columns: LR input, bicubic, MSE twin, two AffGAN draws, the per-pixel
+std of the AffGAN draws, the CSGM estimates without and with projection, the HR truth).
+
+Usage (what docs/super_resolution.md reports)::
+
+    python scripts/compare_sr.py --data ../shared/data/celeba --n 1000 --csgm-n 64 --threads 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import math
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+import genprior
+from genprior._random import make_generator
+from genprior.metrics import load_lpips, lpips, measurement_residual, psnr, ssim, summary
+from genprior.operators.downsample import Downsample
+from genprior.operators.projection import affine_projection
+from genprior.sampling import csgm_restarts
+from genprior.training.common import load_image_data
+
+SR_MODELS = ("celeba-sr4-mse", "celeba-sr4-affgan")
+CSGM_PRIORS = ("celeba-dcgan", "celeba-vae")
+REFERENCE = "celeba-sr4-affgan"
+FIRST_ID = 8001
+LAST_ID = 9000
+COLUMNS = ("faces", "method", "n_images", "psnr", "psnr_ci95", "ssim", "lpips", "residual_max",
+           "residual_clamped_max", "diversity", "hf_ratio", "seconds_per_image", "x_affgan_time")
+
+
+@dataclass
+class Output:
+    """What one method produced for a batch of inputs.
+
+    Attributes:
+        samples: all outputs, unclamped, ``(S, B, C, H, W)`` (``S = 1`` when deterministic).
+        x_hat: the point estimate, unclamped, ``(B, C, H, W)``.
+        seconds_per_image: wall time per image as defined in the module docstring.
+    """
+
+    samples: Tensor
+    x_hat: Tensor
+    seconds_per_image: float
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Command-line options (see the module docstring)."""
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--data", required=True, help="folder of aligned CelebA NNNNNN.jpg")
+    p.add_argument("--n", type=int, default=1000, help="faces 8001.. for the fast methods")
+    p.add_argument("--csgm-n", type=int, default=64,
+                   help="first faces on which every method, CSGM included, is compared")
+    p.add_argument("--crop", type=int, default=None,
+                   help="centre crop before resizing to 64 (default: the largest square, as the "
+                   "SR models were trained; 54 is how celeba-dcgan/celeba-vae were trained)")
+    p.add_argument("--samples", type=int, default=8, help="draws per input of the SR models")
+    p.add_argument("--restarts", type=int, default=8, help="CSGM restarts (= its samples)")
+    p.add_argument("--steps", type=int, default=500, help="CSGM Adam steps")
+    p.add_argument("--lr", type=float, default=0.1, help="CSGM Adam learning rate")
+    p.add_argument("--lam", type=float, default=1e-5,
+                   help="CSGM latent weight (the reference's zprior_weight)")
+    p.add_argument("--batch", type=int, default=64, help="faces per batch of the fast methods")
+    p.add_argument("--figure-faces", type=int, default=6)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--out", default="docs")
+    p.add_argument("--name", default="super_resolution", help="stem of the output files")
+    args = p.parse_args(argv)
+    if not 1 <= args.csgm_n <= args.n <= LAST_ID - FIRST_ID + 1:
+        p.error(f"need 1 <= --csgm-n <= --n <= {LAST_ID - FIRST_ID + 1}")
+    for name in ("samples", "restarts", "steps", "batch", "threads"):
+        if getattr(args, name) < 1:
+            p.error(f"--{name} must be >= 1")
+    if args.samples < 2 or args.restarts < 2:
+        p.error("--samples and --restarts must be >= 2 (diversity is a std across them)")
+    return args
+
+
+def hf_energy(x: Tensor) -> Tensor:
+    """High-frequency energy :math:`\\|x - b(x)\\|^2` per image, ``b`` a 3x3 box blur.
+
+    Args:
+        x: images.
+
+    Returns:
+        One value per image (0 for a constant image).
+
+    Shape:
+        - x: ``(B, C, H, W)``
+        - output: ``(B,)``
+    """
+    blur = F.avg_pool2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), 3, stride=1)
+    return (x - blur).pow(2).flatten(1).sum(1)
+
+
+def residual_max(samples: Tensor, y: Tensor, A: Downsample) -> float:
+    """Largest relative residual :math:`\\|A x - y\\| / \\|y\\|` over all samples and images.
+
+    Shape:
+        - samples: ``(S, B, C, H, W)``; y: ``(B, *meas_shape)``
+    """
+    return max(measurement_residual(s, y, A).max().item() for s in samples)
+
+
+def fast_methods(y: Tensor, A: Downsample, models: dict[str, nn.Module], args: argparse.Namespace
+                 ) -> dict[str, Output]:
+    """Bicubic, :math:`A^\\dagger y` and the SR models on all ``y``, in batches of ``--batch``.
+
+    Each SR model draws its noise from its own generator seeded with ``--seed`` (so the MSE twin
+    and AffGAN get the same noise inputs).
+    """
+    gens = {name: make_generator(args.seed) for name in models}
+    fns: dict[str, Callable[[Tensor], Tensor]] = {
+        "bicubic": lambda yb: F.interpolate(yb, scale_factor=4, mode="bicubic",
+                                            align_corners=False).clamp(0, 1)[None],
+        "A_dagger y": lambda yb: A.A_dagger(yb)[None],
+    }
+    for name, model in models.items():
+        fns[name] = partial(model.sample, n=args.samples, generator=gens[name])
+    with torch.no_grad():  # untimed warm-up (first-call allocations), its own noise
+        for model in models.values():
+            model.sample(y[:args.batch], args.samples, generator=make_generator(args.seed + 1))
+    out = {}
+    for name, fn in fns.items():
+        parts, seconds = [], 0.0
+        for yb in y.split(args.batch):
+            t0 = time.perf_counter()
+            with torch.no_grad():
+                parts.append(fn(yb))
+            seconds += time.perf_counter() - t0
+        samples = torch.cat(parts, dim=1)
+        out[name] = Output(samples, samples[0], seconds / (samples.shape[0] * samples.shape[1]))
+    return out
+
+
+def csgm_methods(y: Tensor, A: Downsample, args: argparse.Namespace) -> dict[str, Output]:
+    """CSGM with each face prior (all images x restarts in one batch), and its projection."""
+    out = {}
+    b = y.shape[0]
+    for prior_name in CSGM_PRIORS:
+        prior = genprior.load_prior(prior_name)
+        t0 = time.perf_counter()
+        res = csgm_restarts(y, A, prior, n=args.restarts, generator=make_generator(args.seed),
+                            steps=args.steps, lr=args.lr, lam=args.lam)
+        samples = res.samples.detach()
+        err = (A.A(samples.flatten(0, 1)) - y.repeat(args.restarts, 1, 1, 1)).pow(2)
+        best = err.flatten(1).sum(1).view(args.restarts, b).argmin(0)
+        x_hat = samples[best, torch.arange(b)]
+        seconds = time.perf_counter() - t0
+        out[f"CSGM {prior_name}"] = Output(samples, x_hat, seconds / b)
+        t0 = time.perf_counter()
+        with torch.no_grad():
+            projected = torch.stack([affine_projection(s, y, A) for s in samples])
+        seconds += time.perf_counter() - t0
+        out[f"CSGM {prior_name} + projection"] = Output(projected, projected[best, torch.arange(b)],
+                                                        seconds / b)
+        print(f"CSGM {prior_name}: {seconds:.0f} s for {b} faces x {args.restarts} restarts",
+              flush=True)
+    return out
+
+
+def lpips_model() -> tuple[nn.Module | None, str]:
+    """The AlexNet LPIPS model, or ``None`` and why it is unavailable."""
+    try:
+        return load_lpips("alex"), ""
+    except (FileNotFoundError, ImportError) as e:
+        return None, str(e)
+
+
+def evaluate(faces: str, name: str, out: Output, x: Tensor, y: Tensor, A: Downsample,
+             lp: nn.Module | None) -> dict[str, object]:
+    """One CSV row of metrics (see the module docstring) for ``out`` against the truth ``x``."""
+    xc = out.x_hat.clamp(0, 1)
+    s = summary(psnr(xc, x, data_range=1.0))
+    diversity = out.samples.std(0).mean().item() if out.samples.shape[0] > 1 else 0.0
+    return {
+        "faces": faces, "method": name, "n_images": x.shape[0], "psnr": s.mean,
+        "psnr_ci95": s.ci95, "ssim": ssim(xc, x, data_range=1.0).mean().item(),
+        "lpips": lpips(xc, x, model=lp).mean().item() if lp is not None else math.nan,
+        "residual_max": residual_max(out.samples, y, A),
+        "residual_clamped_max": measurement_residual(xc, y, A).max().item(),
+        "diversity": diversity, "hf_ratio": (hf_energy(xc) / hf_energy(x)).mean().item(),
+        "seconds_per_image": out.seconds_per_image, "x_affgan_time": math.nan,
+    }
+
+
+def markdown_table(rows: list[dict[str, object]]) -> str:
+    """The rows of one face set as a markdown table."""
+    header = ("| method | PSNR (± 95%) | SSIM | LPIPS | ‖Ax−y‖/‖y‖ (max) | same, clamped | "
+              "diversity (std) | HF ratio | s/image | × AffGAN time |")
+    lines = [header, "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lp = "n/a" if math.isnan(r["lpips"]) else f"{r['lpips']:.3f}"
+        lines.append(
+            f"| {r['method']} | {r['psnr']:.2f} ± {r['psnr_ci95']:.2f} | {r['ssim']:.3f} | {lp} | "
+            f"{r['residual_max']:.1e} | {r['residual_clamped_max']:.1e} | {r['diversity']:.4f} | "
+            f"{r['hf_ratio']:.2f} | {r['seconds_per_image']:.2e} | {r['x_affgan_time']:.3g} |")
+    return "\n".join(lines)
+
+
+def figure(path: Path, x: Tensor, y: Tensor, outs: dict[str, Output]) -> None:
+    """Rows: faces; columns: LR input, bicubic, MSE twin, AffGAN draws 1-2, AffGAN std, CSGM
+    (each prior, without and with projection), truth.
+
+    The std map is the per-pixel std of the AffGAN draws averaged over colour channels, shown
+    from 0 (black) to its largest value over the shown faces (white).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    k = x.shape[0]
+    aff = outs[REFERENCE].samples[:, :k]
+    std = aff.std(0).mean(1)
+    cols: list[tuple[str, Tensor]] = [
+        ("LR input\n(nearest = A⁺y)", y[:k]), ("bicubic", outs["bicubic"].x_hat[:k]),
+        ("MSE twin", outs["celeba-sr4-mse"].x_hat[:k]), ("AffGAN draw 1", aff[0]),
+        ("AffGAN draw 2", aff[1]),
+        (f"AffGAN std ({aff.shape[0]} draws)\n0..{std.max().item():.2f}", std),
+    ]
+    for p in CSGM_PRIORS:
+        short = p.removeprefix("celeba-").upper()
+        cols += [(f"CSGM {short}", outs[f"CSGM {p}"].x_hat[:k]),
+                 (f"CSGM {short}\n+ projection", outs[f"CSGM {p} + projection"].x_hat[:k])]
+    cols.append(("HR truth", x[:k]))
+    fig, axes = plt.subplots(k, len(cols), figsize=(1.25 * len(cols), 1.3 * k + 0.5),
+                             squeeze=False)
+    for j, (title, imgs) in enumerate(cols):
+        axes[0, j].set_title(title, fontsize=7)
+        for i in range(k):
+            ax = axes[i, j]
+            if imgs.ndim == 3:  # std map
+                ax.imshow(imgs[i].numpy(), cmap="gray", vmin=0, vmax=std.max().item())
+            else:
+                ax.imshow(imgs[i].clamp(0, 1).permute(1, 2, 0).numpy(), interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+    for i in range(k):
+        axes[i, 0].set_ylabel(f"{FIRST_ID + i:06d}", fontsize=7)
+    fig.tight_layout(pad=0.3)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    out_dir = Path(args.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    x = load_image_data(args.data, img_size=64, crop=args.crop,
+                        id_range=(FIRST_ID, FIRST_ID + args.n - 1)).tensors[0]
+    if x.shape[0] != args.n:
+        raise ValueError(f"expected {args.n} faces {FIRST_ID}.. in {args.data}, got {x.shape[0]}")
+    A = Downsample((3, 64, 64), 4, kernel="box")
+    y = A.A(x)
+    models = {name: genprior.load_prior(name) for name in SR_MODELS}
+    lp, lp_missing = lpips_model()
+    fast = fast_methods(y, A, models, args)
+    k = args.csgm_n
+    sub = {name: Output(o.samples[:, :k], o.x_hat[:k], o.seconds_per_image)
+           for name, o in fast.items()}
+    sub.update(csgm_methods(y[:k], A, args))
+    last = FIRST_ID + k - 1
+    face_sets = [(f"{FIRST_ID}..{last}", sub, x[:k], y[:k])]
+    if args.n > k:
+        face_sets.append((f"{FIRST_ID}..{FIRST_ID + args.n - 1}", fast, x, y))
+    rows: list[dict[str, object]] = []
+    tables = []
+    for faces, outs, xs, ys in face_sets:
+        set_rows = [evaluate(faces, name, o, xs, ys, A, lp) for name, o in outs.items()]
+        ref = next(r["seconds_per_image"] for r in set_rows if r["method"] == REFERENCE)
+        for r in set_rows:
+            r["x_affgan_time"] = r["seconds_per_image"] / ref
+        rows += set_rows
+        tables.append(f"Faces {faces} ({xs.shape[0]} images):\n\n{markdown_table(set_rows)}")
+    with open(out_dir / f"{args.name}.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=COLUMNS)
+        w.writeheader()
+        w.writerows(rows)
+    figure(out_dir / f"{args.name}.png", x[:args.figure_faces], y[:args.figure_faces], sub)
+    crop = "largest centred square" if args.crop is None else f"centre crop {args.crop}"
+    command = " ".join(["python scripts/compare_sr.py", *(sys.argv[1:] if argv is None else argv)])
+    settings = (f"CelebA held-out faces from id {FIRST_ID} ({crop}, resized to 64x64), "
+                "`Downsample((3, 64, 64), 4, kernel='box')`, no noise; "
+                f"SR models: {args.samples} draws (estimate: draw 1); CSGM: {args.restarts} "
+                f"restarts x {args.steps} Adam steps, lr {args.lr}, lam {args.lam} (estimate: "
+                f"lowest measurement error); {args.threads} CPU thread(s), seed {args.seed}.")
+    lpips_note = "" if lp is not None else f"LPIPS n/a: {lp_missing}"
+    text = "\n".join([f"Command: `{command}`", "", settings, "", lpips_note, "",
+                      "\n\n".join(tables), ""])
+    (out_dir / f"{args.name}_table.md").write_text(text)
+    print(text)
+    print(f"wrote {out_dir / args.name}.csv, _table.md, .png")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
