@@ -19,6 +19,7 @@ nvidia-smi > "$OUT/nvidia-smi.txt" || true
 
 python -m pytest -q -x 2>&1 | tee "$OUT/pytest_cuda.txt"
 python scripts/bench_csgm.py --device cuda --out "$OUT" --n-images 64 2>&1 | tee "$OUT/bench_csgm.log"
+python scripts/bench_compile.py --device cuda 2>&1 | tee "$OUT/bench_compile.log"
 python scripts/bench_sampling.py --device cuda --data "$DATA/mnist/mnist_test_00.npz" \
   2>&1 | tee "$OUT/bench_sampling.log"
 genprior train vae --arch mlp --data "$DATA/mnist" --out "$OUT/amp-smoke" --epochs 1 \
