@@ -45,6 +45,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--precondition", choices=("none", "laplace"), default="laplace",
                         help="Langevin in Laplace-whitened latents at the initial point "
                         "(use with --init csgm)")
+    parser.add_argument("--anneal", type=float, nargs="+", default=None, metavar="A",
+                        help="decreasing extra noise levels annealed through during burn-in "
+                        "(Jalal et al. 2021); with --init random --precondition none, chains "
+                        "settle in different modes, e.g. --anneal 30 10 3 1 0.3")
     parser.add_argument("--steps", type=int, default=500, help="CSGM steps (restarts, init)")
     parser.add_argument("--lr", type=float, default=0.05, help="CSGM learning rate")
     parser.add_argument("--lam", type=float, default=0.0, help="CSGM latent penalty")
@@ -57,7 +61,7 @@ def _options(args: argparse.Namespace) -> dict:
     csgm_options = {"steps": args.steps, "lr": args.lr, "lam": args.lam}
     if args.method in ("ula", "mala"):
         opts = {"sigma": args.sigma, "burn_in": args.burn_in, "thin": args.thin,
-                "step_size": args.step_size, "init": args.init,
+                "step_size": args.step_size, "init": args.init, "anneal": args.anneal,
                 "precondition": None if args.precondition == "none" else "laplace"}
         if args.init == "csgm":
             opts["csgm_options"] = {**csgm_options, "restarts": 1}
