@@ -10,6 +10,13 @@
   ``residual`` (``||A x_hat - y|| / ||y||``) and ``measurement_error`` (``||A x_hat - y||^2 / m``),
   then rows ``mean`` and ``ci95``.
 
+Under ``torchrun --nproc_per_node N -m genprior reconstruct ...`` the images are split into N
+contiguous shards, one per process (gloo on CPU, NCCL on CUDA, ``cuda:LOCAL_RANK`` per
+process), and rank 0 gathers the results and writes the files. CSGM and Sparse-Gen draw the
+starting latents of the whole batch on every rank and keep their shard's, so the result equals a
+single-process run up to float rounding; the conditional method draws its noise per rank
+(``--seed`` + rank).
+
 Units are those of the CSGM reference code: ``--lam`` is its ``zprior_weight``, ``--alpha`` its
 Lasso ``lmbd`` (sklearn's ``alpha``) or Sparse-Gen's ``sparse_gen_weight``.
 """
@@ -70,20 +77,66 @@ def reconstruction_grid(x_hat, y, A, x=None):
     return torch.cat([r.detach().to("cpu", torch.float32) for r in rows]), k
 
 
-def run(args: argparse.Namespace) -> int:
-    from genprior._io import load_measurements, save_grid_png, save_images_npz
+def _gather(parts: list[torch.Tensor], info) -> list[torch.Tensor]:
+    """Concatenate every rank's tensors in rank order (all ranks get the result)."""
+    if not info.distributed:
+        return parts
+    import torch.distributed as dist
+
+    everyone: list = [None] * info.world_size
+    dist.all_gather_object(everyone, [t.detach().cpu() for t in parts])
+    return [torch.cat([r[i] for r in everyone]) for i in range(len(parts))]
+
+
+def _solve_shard(args, y, A, prior, info, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """This rank's contiguous shard of the batch: ``(x_hat, measurement_error)`` on the CPU."""
     from genprior._random import make_generator
-    from genprior.metrics import MetricsTable, image_metrics, measurement_residual
-    from genprior.operators import load_operator, make_operator
-    from genprior.priors import load_prior
-    from genprior.priors.conditional import is_conditional
-    from genprior.reconstruct.methods import PRIOR_METHODS, reconstruct
+    from genprior.reconstruct.methods import reconstruct
+
+    n = y.shape[0]
+    bounds = [n * r // info.world_size for r in range(info.world_size + 1)]
+    lo, hi = bounds[info.rank], bounds[info.rank + 1]
+    generator = make_generator(args.seed, device)
+    z_init = None
+    if info.distributed and args.method in ("csgm", "sparse-gen"):
+        z_all = prior.sample_latent(n * args.restarts, generator=generator)
+        z_init = z_all.view(n, args.restarts, *prior.latent_shape)[lo:hi]
+    elif info.distributed:
+        generator = make_generator(args.seed + info.rank, device)
+    if hi == lo:  # more processes than images
+        shape = (0, *(prior.img_shape if prior is not None else A.img_size))
+        return torch.zeros(shape), torch.zeros(0)
+    result = reconstruct(
+        args.method, y[lo:hi], A, prior=prior, lam=args.lam, alpha=args.alpha, basis=args.basis,
+        restarts=args.restarts, steps=args.steps, lr=args.lr, select=args.select,
+        early_stop_tol=args.early_stop_tol, generator=generator, z_init=z_init,
+    )
+    return result.x_hat.detach().clamp(0, 1).cpu(), result.measurement_error.detach().cpu()
+
+
+def run(args: argparse.Namespace) -> int:
+    from genprior.training.distributed import cleanup_distributed, init_distributed
 
     if args.threads is not None:
         if args.threads < 1:
             raise ValueError(f"--threads must be >= 1, got {args.threads}")
         torch.set_num_threads(args.threads)
-    device = torch.device(args.device)
+    info = init_distributed(args.device)
+    try:
+        return _run(args, info)
+    finally:
+        cleanup_distributed()
+
+
+def _run(args: argparse.Namespace, info) -> int:
+    from genprior._io import load_measurements, save_grid_png, save_images_npz
+    from genprior.metrics import MetricsTable, image_metrics, measurement_residual
+    from genprior.operators import load_operator, make_operator
+    from genprior.priors import load_prior
+    from genprior.priors.conditional import is_conditional
+    from genprior.reconstruct.methods import PRIOR_METHODS
+
+    device = info.device if info.distributed else torch.device(args.device)
     meas = load_measurements(args.measurements)
     prior = None if args.prior is None else load_prior(args.prior, device=device)
     if args.method is None:
@@ -99,12 +152,10 @@ def run(args: argparse.Namespace) -> int:
                                 "a spec (a spec also needs --prior for the image size)")
     dtype = next((b.dtype for b in A.buffers() if b.is_floating_point()), torch.float32)
     y = meas.y.to(device=device, dtype=dtype)
-    result = reconstruct(
-        args.method, y, A, prior=prior, lam=args.lam, alpha=args.alpha, basis=args.basis,
-        restarts=args.restarts, steps=args.steps, lr=args.lr, select=args.select,
-        early_stop_tol=args.early_stop_tol, generator=make_generator(args.seed, device),
-    )
-    x_hat = result.x_hat.detach().clamp(0, 1)
+    x_hat, measurement_error = _gather(list(_solve_shard(args, y, A, prior, info, device)), info)
+    if not info.is_main:
+        return 0
+    x_hat = x_hat.to(device)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     save_images_npz(out / "x_hat.npz", x_hat.cpu())
@@ -115,7 +166,7 @@ def run(args: argparse.Namespace) -> int:
         metrics = image_metrics(x_hat, x, data_range=1.0, y=y, A=A)
     else:
         metrics = {"residual": measurement_residual(x_hat, y, A)}
-    metrics["measurement_error"] = result.measurement_error
+    metrics["measurement_error"] = measurement_error
     table = MetricsTable.from_metrics(metrics)
     table.to_csv(out / "metrics.csv")
     print(f"{args.method}: {x_hat.shape[0]} images {tuple(x_hat.shape[1:])}, {A!r}")

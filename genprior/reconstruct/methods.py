@@ -36,6 +36,7 @@ def reconstruct(
     early_stop_tol: float | None = None,
     lasso_steps: int = 1000,
     generator: torch.Generator | None = None,
+    z_init: Tensor | None = None,
 ) -> ReconstructionResult:
     r"""Run one method by name with CSGM-reference units throughout.
 
@@ -56,6 +57,8 @@ def reconstruct(
         early_stop_tol: CSGM / Sparse-Gen early stopping (``None``: off).
         lasso_steps: maximum FISTA iterations.
         generator: randomness (restarts, power iteration).
+        z_init: CSGM / Sparse-Gen starting latents ``(B, R, *latent_shape)`` instead of
+            random ones (used to shard a batch over processes with the same starts).
 
     Returns:
         the method's result (:class:`ReconstructionResult` or a subclass).
@@ -68,7 +71,7 @@ def reconstruct(
     if method in PRIOR_METHODS and prior is None:
         raise ValueError(f"method {method!r} needs a prior")
     common = {"restarts": restarts, "steps": steps, "lr": lr, "select": select,
-              "early_stop_tol": early_stop_tol, "generator": generator}
+              "early_stop_tol": early_stop_tol, "generator": generator, "z_init": z_init}
     if method == "csgm":
         return csgm(y, A, prior, lam=lam, **common)
     if method == "sparse-gen":
