@@ -8,6 +8,7 @@ import torch
 from torch import Tensor
 
 from genprior._checks import check_finite
+from genprior._physics import forward
 
 __all__ = ["measurement_residual"]
 
@@ -33,8 +34,7 @@ def measurement_residual(x_hat: Tensor, y: Tensor, A: Callable[[Tensor], Tensor]
         - y: ``(B, *meas_shape)``
         - output: ``(B,)``
     """
-    forward = A.A if hasattr(A, "A") else A
-    y_hat = forward(x_hat)
+    y_hat = forward(A, x_hat)
     if y_hat.shape != y.shape:
         raise ValueError(f"A(x_hat) has shape {tuple(y_hat.shape)} but y has shape "
                          f"{tuple(y.shape)}: y was not measured with this operator")

@@ -8,9 +8,12 @@ import torch
 from torch import Tensor
 
 from genprior._checks import check_finite
+from genprior._physics import forward
 from genprior._random import randn
+from genprior.optim.data_fidelity import soft_threshold, sum_sq
 
 __all__ = [
+    "check_latent_prior",
     "check_measurements",
     "measurement_error",
     "operator_img_size",
@@ -40,6 +43,26 @@ def operator_img_size(A, img_size: Sequence[int] | None = None) -> tuple[int, in
     return size
 
 
+def check_latent_prior(prior) -> None:
+    """Raise a clear error unless ``prior`` is a latent generative prior (``decode``,
+    ``latent_shape``, ``img_shape``); a conditional generator is named as such.
+
+    Raises:
+        TypeError: a conditional generator, or an object without the :class:`Prior` interface.
+    """
+    if getattr(prior, "is_conditional", False):
+        raise TypeError(
+            f"{type(prior).__name__} is a conditional generator x = f(y, eps); latent methods "
+            f"(csgm, sparse-gen, langevin) need a latent prior x = G(z). Use it with "
+            f"method='conditional' (or the sampler's 'eps' method)")
+    for attr in ("decode", "latent_shape", "img_shape"):
+        if not hasattr(prior, attr):
+            raise TypeError(
+                f"prior must be a genprior Prior (with decode, latent_shape, img_shape); "
+                f"{type(prior).__name__} has no {attr!r}"
+            )
+
+
 def check_measurements(y: Tensor, A, img_size: Sequence[int], *, device: torch.device,
                        dtype: torch.dtype) -> Tensor:
     """Check ``y`` against what ``A`` produces from ``(C, H, W) = img_size`` images and return
@@ -60,7 +83,7 @@ def check_measurements(y: Tensor, A, img_size: Sequence[int], *, device: torch.d
     probe = torch.zeros(1, *img_size, device=device, dtype=dtype)
     try:
         with torch.no_grad():
-            meas_shape = tuple(A.A(probe).shape[1:])
+            meas_shape = tuple(forward(A, probe).shape[1:])
     except (RuntimeError, ValueError) as e:
         raise ValueError(
             f"{type(A).__name__} cannot be applied to images of shape (B, {', '.join(map(str, img_size))}): {e}"
@@ -71,21 +94,6 @@ def check_measurements(y: Tensor, A, img_size: Sequence[int], *, device: torch.d
             f"on images {tuple(img_size)}, got {tuple(y.shape)}"
         )
     return y.to(dtype)
-
-
-def soft_threshold(v: Tensor, threshold: float) -> Tensor:
-    r"""Proximal map of :math:`t\|\cdot\|_1`: :math:`\mathrm{sign}(v)\max(|v| - t, 0)`."""
-    return v.sign() * (v.abs() - threshold).clamp(min=0)
-
-
-def sum_sq(t: Tensor) -> Tensor:
-    """Sum of squares per sample.
-
-    Shape:
-        - t: ``(B, *)``
-        - output: ``(B,)``
-    """
-    return t.abs().pow(2).reshape(t.shape[0], -1).sum(1)
 
 
 def measurement_error(x: Tensor, y: Tensor, A) -> Tensor:

@@ -26,58 +26,49 @@ Adam update is independent of the batch it is solved in (for Adam the two differ
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-
 import torch
 from torch import Tensor
+from typing_extensions import TypedDict
 
 from genprior._checks import check_positive
+from genprior.optim import (
+    GaussianLatent,
+    LatentProblem,
+    LatentStep,
+    SparseDeviation,
+    WeightedL2,
+    descend,
+    make_step,
+)
+from genprior.optim.steps import OPTIMIZERS
 from genprior.reconstruct._problem import (
+    check_latent_prior,
     check_measurements,
     operator_norm_sq,
-    soft_threshold,
-    sum_sq,
 )
-from genprior.reconstruct.bases import Basis
 from genprior.reconstruct.result import CSGMResult, SparseGenResult
 
-__all__ = ["LOSS_REDUCTIONS", "OPTIMIZERS", "SELECT", "csgm"]
+__all__ = ["CSGM_DEFAULTS", "LOSS_REDUCTIONS", "OPTIMIZERS", "SELECT", "CSGMOptions", "csgm",
+           "lipschitz_step", "solve_latent"]
 
-OPTIMIZERS = ("adam", "sgd")
 SELECT = ("measurement", "loss")
 LOSS_REDUCTIONS = ("reference", "sum")
 
-# torch.optim.Adam defaults
-_BETA1, _BETA2, _EPS = 0.9, 0.999, 1e-8
-# how often (in steps) stopped rows are dropped from the active batch
-_COMPACT_EVERY = 10
 
+class CSGMOptions(TypedDict, total=False):
+    """The keyword arguments that :func:`csgm` and every latent method built on it share."""
 
-@dataclass
-class _Sparse:
-    """Sparse-Gen's extra variable: coefficients ``c`` of :math:`\\nu = \\Psi^\\top c`."""
-
-    basis: Basis
-    lam_nu: float
-    step: float  # proximal-gradient step 1 / L on c
-
-
-@dataclass
-class _Run:
-    z: Tensor  # (N, *latent)
-    c: Tensor | None  # (N, C, H, W) or None
-    history: Tensor  # (T, N)
-    n_steps: Tensor  # (N,)
-
-
-def _check_prior(prior) -> None:
-    for attr in ("decode", "latent_shape", "img_shape"):
-        if not hasattr(prior, attr):
-            raise TypeError(
-                f"prior must be a genprior Prior (with decode, latent_shape, img_shape); "
-                f"{type(prior).__name__} has no {attr!r}"
-            )
+    lam: float
+    restarts: int
+    steps: int
+    lr: float
+    optimizer: str | LatentStep
+    select: str
+    early_stop_tol: float | None
+    patience: int
+    generator: torch.Generator | None
+    z_init: Tensor | None
+    loss_reduction: str
 
 
 def _reference_tensor(prior) -> Tensor:
@@ -96,8 +87,9 @@ def _check_options(*, lam, restarts, steps, lr, optimizer, select, early_stop_to
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise ValueError(f"steps must be an int >= 1, got {steps!r}")
     check_positive(lr, "lr")
-    if optimizer not in OPTIMIZERS:
-        raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}")
+    if not isinstance(optimizer, LatentStep) and optimizer not in OPTIMIZERS:
+        raise ValueError(f"optimizer must be one of {OPTIMIZERS} or a LatentStep, "
+                         f"got {optimizer!r}")
     if select not in SELECT:
         raise ValueError(f"select must be one of {SELECT}, got {select!r}")
     if loss_reduction not in LOSS_REDUCTIONS:
@@ -127,93 +119,6 @@ def _initial_latents(prior, z_init: Tensor | None, batch: int, restarts: int,
     return z_init.detach().to(device=ref.device, dtype=ref.dtype).reshape(-1, *latent).clone()
 
 
-def _descend(
-    y_rows: Tensor,
-    A,
-    decode: Callable[[Tensor], Tensor],
-    z: Tensor,
-    *,
-    lam: float,
-    scale: float,
-    steps: int,
-    lr: float,
-    optimizer: str,
-    early_stop_tol: float | None,
-    patience: int,
-    sparse: _Sparse | None = None,
-) -> _Run:
-    r"""Minimise, independently for each of the ``N`` rows,
-    ``scale * ||A(G(z) [+ Psi^T c]) - y||^2 + lam ||z||^2 [+ lam_nu ||c||_1]``
-    with Adam/SGD on ``z`` and proximal gradient (soft thresholding) on ``c``, all rows in one
-    batched forward/backward. Rows whose objective has not improved by a relative
-    ``early_stop_tol`` for ``patience`` steps stop: their variables are frozen at once and they
-    leave the batch at the next compaction.
-    """
-    n_rows = z.shape[0]
-    z = z.clone()
-    c: Tensor | None = None  # Sparse-Gen coefficients, allocated at the first step
-    m1, m2 = torch.zeros_like(z), torch.zeros_like(z)
-    n_steps = torch.zeros(n_rows, dtype=torch.long, device=z.device)
-    stopped = torch.zeros(n_rows, dtype=torch.bool, device=z.device)
-    best = torch.full((n_rows,), float("inf"), dtype=z.dtype, device=z.device)
-    stall = torch.zeros(n_rows, dtype=torch.long, device=z.device)
-    last = torch.zeros(n_rows, dtype=z.dtype, device=z.device)
-    history = torch.empty(steps, n_rows, dtype=z.dtype, device=z.device)
-    rows: Tensor | slice = slice(None)
-    t = 0
-    for t in range(steps):
-        zs = z[rows].requires_grad_(True)
-        with torch.enable_grad():
-            x = decode(zs)
-            if sparse is not None:
-                if c is None:
-                    c = torch.zeros(n_rows, *x.shape[1:], device=x.device, dtype=x.dtype)
-                cs = c[rows].requires_grad_(True)
-                x = x + sparse.basis.synthesis(cs)
-            loss = scale * sum_sq(A.A(x) - y_rows[rows]) + lam * sum_sq(zs)
-            if sparse is None:
-                (gz,) = torch.autograd.grad(loss.sum(), [zs])
-            else:
-                gz, gc = torch.autograd.grad(loss.sum(), [zs, cs])
-        loss = loss.detach()
-        with torch.no_grad():
-            move = ~stopped[rows]
-            zmask = move.view(-1, *([1] * (z.ndim - 1)))
-            steps_now = n_steps[rows] + move.long()
-            if optimizer == "adam":
-                m1_new = _BETA1 * m1[rows] + (1 - _BETA1) * gz
-                m2_new = _BETA2 * m2[rows] + (1 - _BETA2) * gz * gz
-                k = steps_now.clamp(min=1).to(z.dtype).view(-1, *([1] * (z.ndim - 1)))
-                bc1, bc2 = 1 - _BETA1**k, 1 - _BETA2**k
-                update = lr * (m1_new / bc1) / ((m2_new / bc2).sqrt() + _EPS)
-                m1[rows] = torch.where(zmask, m1_new, m1[rows])
-                m2[rows] = torch.where(zmask, m2_new, m2[rows])
-            else:
-                update = lr * gz
-            z[rows] = torch.where(zmask, zs.detach() - update, zs.detach())
-            if sparse is not None:
-                l1 = sparse.lam_nu * cs.detach().abs().reshape(cs.shape[0], -1).sum(1)
-                loss = loss + l1
-                v = cs.detach() - sparse.step * gc
-                c_new = soft_threshold(v, sparse.step * sparse.lam_nu)
-                cmask = move.view(-1, *([1] * (c.ndim - 1)))
-                c[rows] = torch.where(cmask, c_new, cs.detach())
-            n_steps[rows] = steps_now
-            last[rows] = torch.where(move, loss, last[rows])
-            history[t] = last
-            if early_stop_tol is not None:
-                improved = loss < best[rows] * (1 - early_stop_tol)
-                best[rows] = torch.where(improved, loss, best[rows])
-                stall[rows] = torch.where(improved, 0, stall[rows] + 1)
-                stopped[rows] = stopped[rows] | (stall[rows] >= patience)
-                if (t + 1) % _COMPACT_EVERY == 0:
-                    active = (~stopped).nonzero().squeeze(1)
-                    if active.numel() == 0:
-                        break
-                    rows = active if active.numel() < n_rows else slice(None)
-    return _Run(z=z, c=c, history=history[: t + 1], n_steps=n_steps)
-
-
 def _select(
     objective: Tensor, meas_err: Tensor, select: str
 ) -> Tensor:
@@ -236,7 +141,7 @@ def csgm(
     restarts: int = 10,
     steps: int = 1000,
     lr: float = 0.01,
-    optimizer: str = "adam",
+    optimizer: str | LatentStep = "adam",
     select: str = "measurement",
     early_stop_tol: float | None = None,
     patience: int = 50,
@@ -278,7 +183,8 @@ def csgm(
         steps: optimiser steps (the maximum, with early stopping).
         lr: learning rate.
         optimizer: ``"adam"`` (``torch.optim.Adam``'s update with its default betas and eps,
-            one state per row) or ``"sgd"`` (plain gradient steps).
+            one state per row), ``"sgd"`` (plain gradient steps), or any
+            :class:`~genprior.optim.LatentStep` (then ``lr`` is the step's own).
         select: keep per image the restart with the lowest ``"measurement"`` error
             :math:`\|A G(z) - y\|^2/m` or the lowest objective ``"loss"`` (the reference's
             ``BestKeeper`` criterion; the two agree when ``lam == 0``).
@@ -319,10 +225,47 @@ def csgm(
         >>> out.x_hat.shape, bool(out.measurement_error.max() < 1e-6)
         (torch.Size([3, 1, 4, 4]), True)
     """
-    _check_prior(prior)
-    _check_options(lam=lam, restarts=restarts, steps=steps, lr=lr, optimizer=optimizer,
-                   select=select, early_stop_tol=early_stop_tol, patience=patience,
-                   loss_reduction=loss_reduction)
+    options = {"lam": lam, "restarts": restarts, "steps": steps, "lr": lr,
+               "optimizer": optimizer, "select": select, "early_stop_tol": early_stop_tol,
+               "patience": patience, "generator": generator, "z_init": z_init,
+               "loss_reduction": loss_reduction}
+    return solve_latent(y, A, prior, options)
+
+
+#: the defaults of :class:`CSGMOptions`, as in :func:`csgm`'s signature
+CSGM_DEFAULTS: CSGMOptions = {
+    "lam": 0.0, "restarts": 10, "steps": 1000, "lr": 0.01, "optimizer": "adam",
+    "select": "measurement", "early_stop_tol": None, "patience": 50, "generator": None,
+    "z_init": None, "loss_reduction": "reference",
+}
+
+
+def solve_latent(y: Tensor, A, prior, options: CSGMOptions, *,
+                 lam_nu: float | None = None, basis=None) -> CSGMResult:
+    r"""Check the inputs, build the :class:`~genprior.optim.LatentProblem` of all images ×
+    restarts, descend, and keep one restart per image: the body of :func:`csgm` and
+    :func:`~genprior.reconstruct.sparse_gen.sparse_gen` (a deviation when ``basis`` is given).
+
+    Args:
+        y: measurements.
+        A: the operator.
+        prior: a latent :class:`~genprior.priors.Prior`.
+        options: :class:`CSGMOptions`; missing keys take :data:`CSGM_DEFAULTS`.
+        lam_nu: the deviation's :math:`\ell_1` weight (with ``basis``).
+        basis: a :class:`~genprior.reconstruct.bases.Basis` for a sparse deviation, or ``None``.
+
+    Raises:
+        TypeError: an unknown option.
+    """
+    unknown = set(options) - set(CSGM_DEFAULTS)
+    if unknown:
+        raise TypeError(f"unexpected keyword argument(s) {sorted(unknown)}; "
+                        f"known: {sorted(CSGM_DEFAULTS)}")
+    opts = {**CSGM_DEFAULTS, **options}
+    check_latent_prior(prior)
+    _check_options(**{k: opts[k] for k in ("lam", "restarts", "steps", "lr", "optimizer",
+                                            "select", "early_stop_tol", "patience",
+                                            "loss_reduction")})
     img_size = tuple(int(s) for s in prior.img_shape)
     own = getattr(A, "img_size", None)
     if own is not None and tuple(own) != img_size:
@@ -330,38 +273,31 @@ def csgm(
                          f"{type(A).__name__} expects img_size {tuple(own)}")
     ref = _reference_tensor(prior)
     y = check_measurements(y, A, img_size, device=ref.device, dtype=ref.dtype)
-    batch, m = y.shape[0], y[0].numel()
-    scale = 1.0 / m if loss_reduction == "reference" else 1.0
-    z0 = _initial_latents(prior, z_init, batch, restarts, generator, ref)
-    return _solve(y, A, prior, z0, lam=lam, scale=scale, restarts=restarts, steps=steps, lr=lr,
-                  optimizer=optimizer, select=select, early_stop_tol=early_stop_tol,
-                  patience=patience, sparse=None)
-
-
-def _solve(y, A, prior, z0, *, lam, scale, restarts, steps, lr, optimizer, select,
-           early_stop_tol, patience, sparse):
-    """Run :func:`_descend` on all rows, then pick one restart per image (CSGM / Sparse-Gen)."""
-    batch, m = y.shape[0], y[0].numel()
-    y_rows = y.repeat_interleave(restarts, dim=0)
+    batch, m, restarts = y.shape[0], y[0].numel(), opts["restarts"]
+    scale = 1.0 / m if opts["loss_reduction"] == "reference" else 1.0
+    z0 = _initial_latents(prior, opts["z_init"], batch, restarts, opts["generator"], ref)
+    deviation = None
+    if basis is not None:
+        step = lipschitz_step(A, img_size, scale=scale, ref=ref, generator=opts["generator"])
+        deviation = SparseDeviation(basis=basis, weight=float(lam_nu), step=step)
+    problem = LatentProblem(y.repeat_interleave(restarts, dim=0), A, prior.decode,
+                            data=WeightedL2(scale), latent=GaussianLatent(float(opts["lam"])),
+                            deviation=deviation)
     was_training = prior.training
     prior.eval()
     try:
-        run = _descend(y_rows, A, prior.decode, z0, lam=lam, scale=scale, steps=steps, lr=lr,
-                       optimizer=optimizer, early_stop_tol=early_stop_tol, patience=patience,
-                       sparse=sparse)
+        run = descend(problem, z0, make_step(opts["optimizer"], opts["lr"]),
+                      steps=opts["steps"], early_stop_tol=opts["early_stop_tol"],
+                      patience=opts["patience"])
         with torch.no_grad():
             x_gen = prior.decode(run.z)
-            nu = sparse.basis.synthesis(run.c) if sparse is not None else None
+            nu = None if deviation is None else deviation.synthesis(run.c)
             x_all = x_gen if nu is None else x_gen + nu
-            data = sum_sq(A.A(x_all) - y_rows)
-            objective = scale * data + lam * sum_sq(run.z)
-            if sparse is not None:
-                objective = objective + sparse.lam_nu * run.c.abs().reshape(len(run.c), -1).sum(1)
+            meas_err = problem.measurement_error(x_all).view(batch, restarts)
+            objective = problem.objective(run.z, run.c).view(batch, restarts)
     finally:
         prior.train(was_training)
-    meas_err = (data / m).view(batch, restarts)
-    objective = objective.view(batch, restarts)
-    best = _select(objective, meas_err, select)
+    best = _select(objective, meas_err, opts["select"])
     pick = torch.arange(batch, device=best.device) * restarts + best
     fields = {
         "x_hat": x_all[pick],
@@ -374,7 +310,7 @@ def _solve(y, A, prior, z0, *, lam, scale, restarts, steps, lr, optimizer, selec
         "restart_loss": objective,
         "n_steps": run.n_steps.view(batch, restarts),
     }
-    if sparse is None:
+    if deviation is None:
         return CSGMResult(**fields)
     return SparseGenResult(**fields, nu_hat=nu[pick], x_gen=x_gen[pick])
 

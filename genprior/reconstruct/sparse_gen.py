@@ -26,21 +26,12 @@ proximal step gives exact zeros and, with :math:`G \equiv 0`, reduces to ISTA fo
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor
+from typing_extensions import Unpack
 
 from genprior._checks import check_positive
-from genprior.reconstruct._problem import check_measurements
 from genprior.reconstruct.bases import Basis, get_basis
-from genprior.reconstruct.csgm import (
-    _check_options,
-    _check_prior,
-    _initial_latents,
-    _reference_tensor,
-    _solve,
-    _Sparse,
-    lipschitz_step,
-)
+from genprior.reconstruct.csgm import CSGMOptions, solve_latent
 from genprior.reconstruct.result import SparseGenResult
 
 __all__ = ["sparse_gen"]
@@ -51,41 +42,27 @@ def sparse_gen(
     A,
     prior,
     *,
-    lam: float = 0.0,
     lam_nu: float = 0.1,
     basis: str | Basis = "pixel",
-    restarts: int = 10,
-    steps: int = 1000,
-    lr: float = 0.01,
-    optimizer: str = "adam",
-    select: str = "measurement",
-    early_stop_tol: float | None = None,
-    patience: int = 50,
-    generator: torch.Generator | None = None,
-    z_init: Tensor | None = None,
-    loss_reduction: str = "reference",
+    **options: Unpack[CSGMOptions],
 ) -> SparseGenResult:
     r"""Reconstruct :math:`\hat x = G(\hat z) + \hat\nu` with a sparse deviation :math:`\nu`.
 
-    Arguments and batching are those of :func:`~genprior.reconstruct.csgm.csgm`; in addition:
+    Arguments and batching are those of :func:`~genprior.reconstruct.csgm.csgm`, whose keyword
+    arguments (:class:`~genprior.reconstruct.csgm.CSGMOptions`: ``lam``, ``restarts``,
+    ``steps``, ``lr``, ``optimizer``, ``select``, ``early_stop_tol``, ``patience``,
+    ``generator``, ``z_init``, ``loss_reduction``, with the same defaults) it takes; ``lr`` and
+    ``optimizer`` act on :math:`z` (the step on :math:`\nu` is always :math:`1/L`), every
+    restart starts with :math:`\nu = 0`, and ``generator`` also seeds the power iteration
+    estimating :math:`L`. In addition:
 
     Args:
         y: measurements.
         A: any ``deepinv.physics.LinearPhysics`` (``A.A`` and ``A.A_adjoint`` are used).
         prior: a :class:`genprior.priors.Prior`.
-        lam: latent weight :math:`\lambda` (the reference's ``zprior_weight``).
         lam_nu: sparsity weight :math:`\lambda_\nu` (the reference's ``sparse_gen_weight``).
         basis: ``"pixel"``, ``"dct"`` or ``"wavelet"`` (see :mod:`genprior.reconstruct.bases`).
-        restarts: random starts per image; :math:`\nu` starts at 0 for every restart.
-        steps: optimiser steps.
-        lr: Adam learning rate for :math:`z` (the step on :math:`\nu` is always :math:`1/L`).
-        optimizer: ``"adam"`` or ``"sgd"`` for :math:`z`.
-        select: keep the restart with the lowest ``"measurement"`` error or ``"loss"``.
-        early_stop_tol: relative tolerance of per-restart early stopping (``None``: off).
-        patience: steps without improvement before a restart stops.
-        generator: source of the random starts and of the power iteration estimating :math:`L`.
-        z_init: starting latents.
-        loss_reduction: ``"reference"`` (mean over measurements) or ``"sum"``.
+        **options: :class:`~genprior.reconstruct.csgm.CSGMOptions`.
 
     Returns:
         :class:`~genprior.reconstruct.result.SparseGenResult`: ``x_hat = x_gen + nu_hat``
@@ -96,7 +73,7 @@ def sparse_gen(
         - x_hat, x_gen, nu_hat: ``(B, C, H, W)``; z_hat: ``(B, *latent_shape)``
 
     Example:
-        >>> import deepinv
+        >>> import deepinv, torch
         >>> from genprior.priors.linear import LinearGenerator
         >>> g = torch.Generator().manual_seed(0)
         >>> G = LinearGenerator(torch.zeros(16, 2), None, (1, 4, 4))
@@ -106,24 +83,5 @@ def sparse_gen(
         >>> out.nu_hat.shape
         torch.Size([1, 1, 4, 4])
     """
-    _check_prior(prior)
-    _check_options(lam=lam, restarts=restarts, steps=steps, lr=lr, optimizer=optimizer,
-                   select=select, early_stop_tol=early_stop_tol, patience=patience,
-                   loss_reduction=loss_reduction)
     check_positive(lam_nu, "lam_nu", allow_zero=True)
-    basis = get_basis(basis)
-    img_size = tuple(int(s) for s in prior.img_shape)
-    own = getattr(A, "img_size", None)
-    if own is not None and tuple(own) != img_size:
-        raise ValueError(f"the prior generates images of shape {img_size} but "
-                         f"{type(A).__name__} expects img_size {tuple(own)}")
-    ref = _reference_tensor(prior)
-    y = check_measurements(y, A, img_size, device=ref.device, dtype=ref.dtype)
-    batch, m = y.shape[0], y[0].numel()
-    scale = 1.0 / m if loss_reduction == "reference" else 1.0
-    z0 = _initial_latents(prior, z_init, batch, restarts, generator, ref)
-    step = lipschitz_step(A, img_size, scale=scale, ref=ref, generator=generator)
-    sparse = _Sparse(basis=basis, lam_nu=float(lam_nu), step=step)
-    return _solve(y, A, prior, z0, lam=lam, scale=scale, restarts=restarts, steps=steps, lr=lr,
-                  optimizer=optimizer, select=select, early_stop_tol=early_stop_tol,
-                  patience=patience, sparse=sparse)
+    return solve_latent(y, A, prior, options, lam_nu=lam_nu, basis=get_basis(basis))

@@ -21,8 +21,12 @@ import torch
 from torch import Tensor
 
 from genprior._checks import check_finite, check_positive
+from genprior._physics import forward
 from genprior._random import rand, randn
+from genprior.optim import LatentProblem, NegLogPrior, WeightedL2
 from genprior.priors.base import Prior
+from genprior.reconstruct._problem import check_latent_prior, check_measurements
+from genprior.reconstruct.csgm import csgm
 from genprior.sampling.result import SampleResult, summarize
 from genprior.sampling.summary import ess
 
@@ -30,6 +34,13 @@ __all__ = ["DualAveraging", "langevin", "laplace_preconditioner", "log_target"]
 
 _METHODS = ("ula", "mala")
 _ULA_MAX_ANNEAL_STEP = 0.5  # prior curvature is 1: larger ULA steps are inaccurate
+
+
+def _problem(y: Tensor, A, prior: Prior, sigma: float) -> LatentProblem:
+    r"""The negative log posterior :math:`\|y - A G(z)\|^2/(2\sigma^2) - \log p(z)` as the
+    shared :class:`~genprior.optim.LatentProblem`."""
+    return LatentProblem(y, A, prior.decode, data=WeightedL2(sigma=sigma),
+                         latent=NegLogPrior(prior))
 
 
 def log_target(z: Tensor, y: Tensor, A, prior: Prior, *, sigma: float) -> tuple[Tensor, Tensor]:
@@ -51,18 +62,14 @@ def log_target(z: Tensor, y: Tensor, A, prior: Prior, *, sigma: float) -> tuple[
         - log_pi: ``(N,)``
         - x: ``(N, C, H, W)``
     """
-    x = prior.decode(z)
-    residual = (y - A.A(x) if hasattr(A, "A") else y - A(x)).flatten(1)
-    return -residual.pow(2).sum(1) / (2.0 * sigma**2) + prior.log_prior(z), x
+    value, x = _problem(y, A, prior, sigma).smooth(z)
+    return -value, x
 
 
 def _evaluate(z: Tensor, y: Tensor, A, prior: Prior, sigma: float):
     """``(log_pi, grad log_pi, x)`` at ``z``, all detached."""
-    with torch.enable_grad():
-        z_ = z.detach().requires_grad_(True)
-        logp, x = log_target(z_, y, A, prior, sigma=sigma)
-        (grad,) = torch.autograd.grad(logp.sum(), z_)
-    return logp.detach(), grad.detach(), x.detach()
+    value, grad, _, x = _problem(y, A, prior, sigma).value_and_grad(z)
+    return -value, -grad, x
 
 
 @dataclass
@@ -104,23 +111,16 @@ class DualAveraging:
         return torch.exp(self.log_step_bar)
 
 
-def _meas_shape(A, prior: Prior, like: Tensor) -> tuple[int, ...]:
-    z0 = torch.zeros((1, *prior.latent_shape), device=like.device, dtype=like.dtype)
-    with torch.no_grad():
-        x0 = prior.decode(z0)
-        y0 = A.A(x0) if hasattr(A, "A") else A(x0)
-    return tuple(y0.shape[1:])
-
-
 def _check_inputs(y, A, prior, sigma, n_samples, n_chains, step_size, burn_in, thin, method,
                   target_accept, anneal) -> float:
+    check_latent_prior(prior)
     if not isinstance(prior, Prior):
         raise TypeError(f"prior must be a genprior Prior, got {type(prior).__name__}")
     if not isinstance(y, Tensor):
         raise TypeError(f"y must be a torch.Tensor, got {type(y).__name__}")
-    if y.ndim < 2 or y.shape[0] < 1:
-        raise ValueError(f"y must have shape (B, *meas_shape) with B >= 1, got {tuple(y.shape)}")
-    check_finite(y, "y")
+    with torch.no_grad():  # the images the prior really draws (one latent)
+        x0 = prior.decode(torch.zeros((1, *prior.latent_shape), device=y.device, dtype=y.dtype))
+    check_measurements(y, A, tuple(x0.shape[1:]), device=y.device, dtype=x0.dtype)
     if sigma is None:
         sigma = float(getattr(A, "noise_std", 0.0))
         if sigma <= 0:
@@ -148,10 +148,6 @@ def _check_inputs(y, A, prior, sigma, n_samples, n_chains, step_size, burn_in, t
         if burn_in < len(levels) + 1:
             raise ValueError(f"burn_in must be >= len(anneal) + 1 = {len(levels) + 1} so that "
                              f"every noise level gets a step, got {burn_in}")
-    expected = _meas_shape(A, prior, prior.sample_latent(0))
-    if tuple(y.shape[1:]) != expected:
-        raise ValueError(f"y must have shape (B, {', '.join(map(str, expected))}) for this "
-                         f"operator and prior, got {tuple(y.shape)}")
     return sigma
 
 
@@ -169,8 +165,6 @@ def _initial_latents(init, y, A, prior, n_chains, generator, csgm_options) -> Te
     if init == "random":
         return prior.sample_latent(n_chains * b, generator=generator)
     if init == "csgm":
-        from genprior.reconstruct.csgm import csgm
-
         z_hat = csgm(y, A, prior, generator=generator, **(csgm_options or {})).z_hat.detach()
         return z_hat.repeat(n_chains, *([1] * len(latent)))
     raise ValueError(f"init must be 'random', 'csgm' or a tensor, got {init!r}")
@@ -201,7 +195,7 @@ def laplace_preconditioner(y: Tensor, A, prior: Prior, z: Tensor, *, sigma: floa
     tangents = eye.repeat(b, 1).reshape(b * d, *prior.latent_shape)
     with torch.no_grad():
         _, jac = torch.func.jvp(prior.decode, (z_rep,), (tangents,))
-        aj = (A.A(jac) if hasattr(A, "A") else A(jac)).reshape(b, d, -1)
+        aj = forward(A, jac).reshape(b, d, -1)
     precision = aj @ aj.transpose(1, 2) / sigma**2 + eye
     return torch.linalg.cholesky(torch.cholesky_inverse(torch.linalg.cholesky(precision)))
 
