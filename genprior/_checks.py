@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -82,8 +83,12 @@ def check_image(
             )
 
 
-def check_positive(value: float, name: str, *, allow_zero: bool = False) -> None:
-    """Raise ``ValueError`` unless ``value`` is positive (or zero when allowed)."""
+def check_positive(value: float, name: str, *, allow_zero: bool = False,
+                   allow_inf: bool = False) -> None:
+    """Raise ``ValueError`` unless ``value`` is positive (or zero when allowed) and finite
+    (NaN is never allowed; ``inf`` only with ``allow_inf``)."""
     ok = value >= 0 if allow_zero else value > 0
     if not ok:
         raise ValueError(f"{name} must be {'>= 0' if allow_zero else '> 0'}, got {value}")
+    if not allow_inf and not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value}")

@@ -10,17 +10,44 @@ from genprior._checks import check_finite, check_positive, check_shape
 __all__ = ["check_pair", "mse_per_pixel", "psnr", "ssim", "to_minus1_1"]
 
 
-def check_pair(x_hat: Tensor, x: Tensor) -> None:
-    """Raise unless ``x_hat`` and ``x`` are finite float ``(B, C, H, W)`` tensors of one shape."""
+def check_pair(x_hat: Tensor, x: Tensor, *, data_range: float | None = None) -> None:
+    """Raise unless ``x_hat`` and ``x`` are finite real float ``(B, C, H, W)`` tensors of one
+    shape, and the truth ``x`` fits its value convention.
+
+    With ``data_range`` the values of ``x`` must span at most ``data_range``; without it they
+    must lie in [-1, 1] (the [0, 1] and [-1, 1] conventions), which catches 0–255 images.
+
+    Raises:
+        TypeError: complex or integer tensors.
+        ValueError: shapes, non-finite values, or ``x`` outside its range.
+    """
     check_shape(x_hat, "x_hat", "B C H W")
     check_shape(x, "x", "B C H W")
     if x_hat.shape != x.shape:
         raise ValueError(f"x_hat and x must have the same shape, got x_hat {tuple(x_hat.shape)} "
                          f"and x {tuple(x.shape)}")
     for t, name in ((x_hat, "x_hat"), (x, "x")):
+        if t.is_complex():
+            raise TypeError(f"{name} is complex: metrics take real images (pass .abs() or "
+                            f".real explicitly)")
         if not t.is_floating_point():
             raise TypeError(f"{name} must be a floating-point tensor, got dtype {t.dtype}")
         check_finite(t, name)
+    if x.numel() == 0:
+        return
+    lo, hi = float(x.min()), float(x.max())
+    tol = 1e-3
+    if data_range is None and (lo < -1 - tol or hi > 1 + tol):
+        raise ValueError(f"x has values in [{lo:.4g}, {hi:.4g}], outside [-1, 1]: images at "
+                         f"public boundaries are in [0, 1] (0-255 floats? divide by 255)")
+    if data_range is not None and hi - lo > data_range * (1 + tol):
+        raise ValueError(f"x has values in [{lo:.4g}, {hi:.4g}], wider than data_range "
+                         f"{data_range:g} (0-255 floats? divide by 255, or pass "
+                         f"data_range=255)")
+
+
+def _mse(x_hat: Tensor, x: Tensor) -> Tensor:
+    return (x_hat - x).pow(2).flatten(1).mean(dim=1)
 
 
 def to_minus1_1(x: Tensor) -> Tensor:
@@ -60,7 +87,7 @@ def mse_per_pixel(x_hat: Tensor, x: Tensor) -> Tensor:
         tensor([0.2500])
     """
     check_pair(x_hat, x)
-    return (x_hat - x).pow(2).flatten(1).mean(dim=1)
+    return _mse(x_hat, x)
 
 
 @torch.no_grad()
@@ -84,8 +111,8 @@ def psnr(x_hat: Tensor, x: Tensor, *, data_range: float) -> Tensor:
         tensor([20.])
     """
     check_positive(data_range, "data_range")
-    mse = mse_per_pixel(x_hat, x)
-    return 10 * torch.log10(data_range**2 / mse)
+    check_pair(x_hat, x, data_range=data_range)
+    return 10 * torch.log10(data_range**2 / _mse(x_hat, x))
 
 
 @torch.no_grad()
@@ -107,8 +134,8 @@ def ssim(x_hat: Tensor, x: Tensor, *, data_range: float) -> Tensor:
     """
     from torchmetrics.functional.image import structural_similarity_index_measure
 
-    check_pair(x_hat, x)
     check_positive(data_range, "data_range")
+    check_pair(x_hat, x, data_range=data_range)
     if min(x.shape[-2:]) < 11:
         raise ValueError(f"ssim needs images of at least 11 x 11 pixels (its Gaussian window), "
                          f"got {tuple(x.shape[-2:])}")

@@ -75,6 +75,9 @@ def check_measurements(y: Tensor, A, img_size: Sequence[int], *, device: torch.d
     """
     if not isinstance(y, Tensor):
         raise TypeError(f"y must be a torch.Tensor, got {type(y).__name__}")
+    if y.is_complex():
+        raise TypeError("y is complex: genprior's operators are real; pass y.real (or stack "
+                        "the real and imaginary parts) explicitly")
     if y.ndim < 2 or y.shape[0] < 1:
         raise ValueError(f"y must have shape (B, *meas_shape) with B >= 1, got {tuple(y.shape)}")
     check_finite(y, "y")

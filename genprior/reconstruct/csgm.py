@@ -30,7 +30,7 @@ import torch
 from torch import Tensor
 from typing_extensions import TypedDict
 
-from genprior._checks import check_positive
+from genprior._checks import check_finite, check_positive
 from genprior.optim import (
     GaussianLatent,
     LatentProblem,
@@ -116,6 +116,7 @@ def _initial_latents(prior, z_init: Tensor | None, batch: int, restarts: int,
             f"z_init must have shape (B, restarts, *latent_shape) = "
             f"{(batch, restarts, *latent)}, got {tuple(z_init.shape)}"
         )
+    check_finite(z_init, "z_init")
     return z_init.detach().to(device=ref.device, dtype=ref.dtype).reshape(-1, *latent).clone()
 
 
@@ -129,7 +130,16 @@ def _select(
         - output: ``(B,)``
     """
     score = meas_err if select == "measurement" else objective
+    bad = ~torch.isfinite(score).any(dim=1)
+    if bad.any():  # only possible when every restart of an image diverged (see solve_latent)
+        raise ValueError(_diverged_message(bad))
     return score.argmin(dim=1)
+
+
+def _diverged_message(bad: Tensor) -> str:
+    images = bad.nonzero().squeeze(1).tolist()
+    return (f"every restart diverged (non-finite latent or objective) for image(s) {images}: "
+            f"lower lr (or lam), or use optimizer='adam'")
 
 
 def csgm(
@@ -297,6 +307,14 @@ def solve_latent(y: Tensor, A, prior, options: CSGMOptions, *,
             objective = problem.objective(run.z, run.c).view(batch, restarts)
     finally:
         prior.train(was_training)
+    finite = (torch.isfinite(run.z.reshape(len(run.z), -1)).all(1)
+              & torch.isfinite(x_all.reshape(len(x_all), -1)).all(1)).view(batch, restarts)
+    finite &= torch.isfinite(meas_err) & torch.isfinite(objective)
+    if not finite.any(dim=1).all():
+        raise ValueError(_diverged_message(~finite.any(dim=1)))
+    inf = torch.tensor(float("inf"), dtype=meas_err.dtype, device=meas_err.device)
+    meas_err = torch.where(finite, meas_err, inf)
+    objective = torch.where(finite, objective, inf)
     best = _select(objective, meas_err, opts["select"])
     pick = torch.arange(batch, device=best.device) * restarts + best
     fields = {

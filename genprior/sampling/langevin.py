@@ -155,6 +155,7 @@ def _initial_latents(init, y, A, prior, n_chains, generator, csgm_options) -> Te
     b = y.shape[0]
     latent = tuple(prior.latent_shape)
     if isinstance(init, Tensor):
+        check_finite(init, "init")
         if tuple(init.shape) == (b, *latent):
             return init.detach().repeat(n_chains, *([1] * len(latent)))
         if tuple(init.shape) == (n_chains, b, *latent):
@@ -390,6 +391,9 @@ def langevin(
         if tuner is not None:
             step = tuner.final_step_size / scale if scale > 1 else tuner.final_step_size
 
+    if not (torch.isfinite(z_buf).all() and torch.isfinite(x_buf).all()):
+        raise ValueError("the chains diverged (non-finite latents or images): lower step_size, "
+                         "or use method='mala'")
     samples = x_buf.reshape(k * n_samples, b, *x_buf.shape[3:])
     z_samples = z_buf.reshape(k * n_samples, b, *latent)
     mean, std = summarize(samples)
