@@ -1,6 +1,9 @@
-"""Reconstruction solvers: CSGM latent optimisation, Sparse-Gen, and the Lasso, pseudo-inverse and
-bicubic baselines, all returning :class:`ReconstructionResult` dataclasses."""
+"""Reconstruction solvers: CSGM latent optimisation, Sparse-Gen, image-adaptive IAGAN with
+back-projection, and the Lasso, pseudo-inverse and bicubic baselines, all returning
+:class:`ReconstructionResult` dataclasses."""
 
+from genprior.reconstruct.adaptive import AdaptiveResult, adapt_weights, adaptive
+from genprior.reconstruct.back_projection import back_project
 from genprior.reconstruct.baselines import bicubic, pinv
 from genprior.reconstruct.bases import BASES, Basis, get_basis
 from genprior.reconstruct.csgm import csgm
@@ -13,10 +16,14 @@ __all__ = [
     "BASES",
     "METHODS",
     "PRIOR_METHODS",
+    "AdaptiveResult",
     "Basis",
     "CSGMResult",
     "ReconstructionResult",
     "SparseGenResult",
+    "adapt_weights",
+    "adaptive",
+    "back_project",
     "bicubic",
     "csgm",
     "get_basis",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from genprior.reconstruct.adaptive import adaptive
 from genprior.reconstruct.baselines import bicubic, conditional, pinv
 from genprior.reconstruct.csgm import csgm
 from genprior.reconstruct.lasso import lasso
@@ -14,10 +15,10 @@ from genprior.reconstruct.sparse_gen import sparse_gen
 __all__ = ["METHODS", "PRIOR_METHODS", "reconstruct"]
 
 #: method names accepted by :func:`reconstruct`
-METHODS = ("csgm", "sparse-gen", "lasso-dct", "lasso-wavelet", "lasso-pixel", "pinv", "bicubic",
+METHODS = ("csgm", "sparse-gen", "adaptive", "lasso-dct", "lasso-wavelet", "lasso-pixel", "pinv", "bicubic",
            "conditional")
 #: the methods that need a generative prior (``conditional``: a range-constrained generator)
-PRIOR_METHODS = ("csgm", "sparse-gen", "conditional")
+PRIOR_METHODS = ("csgm", "sparse-gen", "adaptive", "conditional")
 
 
 def reconstruct(
@@ -37,6 +38,12 @@ def reconstruct(
     lasso_steps: int = 1000,
     generator: torch.Generator | None = None,
     z_init: Tensor | None = None,
+    adapt_steps: int = 300,
+    lr_theta: float = 1e-4,
+    lr_z: float = 1e-4,
+    lam_theta: float = 0.0,
+    tau: float | None = None,
+    back_projection: str | None = "exact",
 ) -> ReconstructionResult:
     r"""Run one method by name with CSGM-reference units throughout.
 
@@ -44,7 +51,7 @@ def reconstruct(
         method: one of :data:`METHODS`.
         y: measurements.
         A: the operator (any ``deepinv.physics.LinearPhysics``).
-        prior: the generative prior, for ``"csgm"`` and ``"sparse-gen"``; the conditional
+        prior: the generative prior, for ``"csgm"``, ``"sparse-gen"`` and ``"adaptive"``; the conditional
             generator for ``"conditional"``.
         lam: latent weight :math:`\lambda` (``zprior_weight``) of CSGM / Sparse-Gen.
         alpha: :math:`\ell_1` weight: Lasso's ``alpha`` (sklearn / reference ``lmbd``) or
@@ -59,6 +66,8 @@ def reconstruct(
         generator: randomness (restarts, power iteration).
         z_init: CSGM / Sparse-Gen starting latents ``(B, R, *latent_shape)`` instead of
             random ones (used to shard a batch over processes with the same starts).
+        adapt_steps, lr_theta, lr_z, lam_theta, tau, back_projection: the image-adaptive
+            stages of ``"adaptive"`` (:func:`~genprior.reconstruct.adaptive.adaptive`).
 
     Returns:
         the method's result (:class:`ReconstructionResult` or a subclass).
@@ -74,6 +83,10 @@ def reconstruct(
               "early_stop_tol": early_stop_tol, "generator": generator, "z_init": z_init}
     if method == "csgm":
         return csgm(y, A, prior, lam=lam, **common)
+    if method == "adaptive":
+        return adaptive(y, A, prior, lam=lam, adapt_steps=adapt_steps, lr_theta=lr_theta,
+                        lr_z=lr_z, lam_theta=lam_theta, tau=tau,
+                        back_projection=back_projection, **common)
     if method == "sparse-gen":
         return sparse_gen(y, A, prior, lam=lam, lam_nu=alpha, basis=basis, **common)
     if method.startswith("lasso-"):
