@@ -27,6 +27,7 @@ __all__ = [
     "Measurements",
     "load_images_npz",
     "load_measurements",
+    "load_npz_array",
     "save_grid_png",
     "save_images_npz",
     "save_measurements",
@@ -67,6 +68,29 @@ def _open_npz(path: str | os.PathLike, what: str) -> dict[str, np.ndarray]:
         ) from e
     except (OSError, EOFError) as e:
         raise ValueError(f"{path} is not a readable npz file: {e}") from e
+
+
+def load_npz_array(path: str | os.PathLike, key: str, *, what: str = "data") -> np.ndarray:
+    """One array of an ``.npz`` file, read without pickle.
+
+    Args:
+        path: the ``.npz`` file.
+        key: the array's name in the file.
+        what: what the file holds, for the error messages (``"data"``, ``"images"``, ...).
+
+    Raises:
+        FileNotFoundError: the file does not exist.
+        ValueError: naming the file when it cannot be read or holds no array ``key``.
+
+    Example:
+        >>> np.savez("/tmp/shard.npz", x=np.zeros((2, 8, 8), np.uint8))
+        >>> load_npz_array("/tmp/shard.npz", "x").shape
+        (2, 8, 8)
+    """
+    arrays = _open_npz(path, what)
+    if key not in arrays:
+        raise ValueError(f"{path} holds no array {key!r} (keys: {sorted(arrays)})")
+    return arrays[key]
 
 
 def _images_from_array(a: np.ndarray, source: str) -> Tensor:
@@ -187,22 +211,46 @@ def load_measurements(path: str | os.PathLike) -> Measurements:
     return Measurements(y=y, x=x, meta=meta)
 
 
-def save_grid_png(path: str | os.PathLike, x: Tensor, *, nrow: int = 8) -> None:
+def save_grid_png(
+    path: str | os.PathLike,
+    x: Tensor,
+    *,
+    nrow: int = 8,
+    padding: int = 2,
+    pad_value: float = 0.0,
+) -> None:
     """Save a batch as one PNG grid (:func:`torchvision.utils.save_image`), written atomically.
+
+    The one image-grid writer of the package: the CLIs' figures and the training runs'
+    ``samples.png`` (white padding, ``pad_value=1.0``) both come from here.
 
     Args:
         path: destination ``.png`` file.
-        x: images in [0, 1].
+        x: images in [0, 1], one (grayscale) or three (RGB) channels.
         nrow: images per row of the grid.
+        padding: pixels between images and around the grid.
+        pad_value: grey level of the padding, in [0, 1].
 
     Shape:
-        x: ``(B, C, H, W)``
+        x: ``(B, C, H, W)`` with ``C`` in {1, 3}
+
+    Raises:
+        ValueError: naming ``x`` when it is not ``(B, 1|3, H, W)`` in [0, 1]; ``nrow < 1`` or
+            ``padding < 0``.
+
+    Example:
+        >>> save_grid_png("/tmp/grid.png", torch.rand(6, 3, 8, 8), nrow=3, pad_value=1.0)
     """
     from torchvision.utils import save_image
 
     check_image(x, "x")
+    if x.shape[1] not in (1, 3):
+        raise ValueError(f"x must have 1 or 3 channels, got shape {tuple(x.shape)}")
     if nrow < 1:
         raise ValueError(f"nrow must be >= 1, got {nrow}")
+    if padding < 0:
+        raise ValueError(f"padding must be >= 0, got {padding}")
     buf = io.BytesIO()
-    save_image(x.detach().cpu().float(), buf, nrow=nrow, padding=2, format="png")
+    save_image(x.detach().cpu().float(), buf, nrow=nrow, padding=padding, pad_value=pad_value,
+               format="png")
     atomic_write_bytes(path, buf.getvalue())

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import tempfile
@@ -34,6 +33,7 @@ import time
 from pathlib import Path
 
 import torch
+from _bench import peak_rss_mib, reset_peak_rss, rss_mib
 
 import genprior
 from genprior._io import load_images_npz, save_images_npz
@@ -84,25 +84,6 @@ def load_problem(args):
     return prior, prior_name, A, x, y, z0.view(args.n_images, args.restarts, -1)
 
 
-def _rss_mib() -> float:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * resource.getpagesize() / 2**20
-
-
-def _reset_peak_rss() -> None:
-    """Reset the kernel's peak-RSS mark (VmHWM) of this process (Linux >= 4.0)."""
-    with open("/proc/self/clear_refs", "w") as f:
-        f.write("5")
-
-
-def _peak_rss_mib() -> float:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 def solve(variant: str, prior, A, y, z0, args) -> torch.Tensor:
     B, R = z0.shape[:2]
     if variant == "batched":
@@ -147,15 +128,15 @@ def child(args) -> int:
     if cuda:
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
-    rss0 = _rss_mib()
-    _reset_peak_rss()
+    rss0 = rss_mib()
+    reset_peak_rss()
     t0 = time.perf_counter()
     x_hat = solve(args.variant, prior, A, y, z0, args)
     if cuda:
         torch.cuda.synchronize()
     secs = time.perf_counter() - t0
     peak = (torch.cuda.max_memory_allocated() / 2**20 if cuda
-            else _peak_rss_mib() - rss0)
+            else peak_rss_mib() - rss0)
     save_images_npz(Path(args.tmp) / f"{args.variant}.npz", x_hat.clamp(0, 1).cpu())
     print(json.dumps({"seconds": secs, "peak_mib": peak}))
     return 0

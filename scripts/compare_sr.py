@@ -63,11 +63,11 @@ from torch import Tensor, nn
 
 import genprior
 from genprior._random import make_generator
+from genprior.data import load_image_data
 from genprior.metrics import load_lpips, lpips, measurement_residual, psnr, ssim, summary
 from genprior.operators.downsample import Downsample
 from genprior.operators.projection import affine_projection
 from genprior.sampling import csgm_restarts
-from genprior.training.common import load_image_data
 
 SR_MODELS = ("celeba-sr4-mse", "celeba-sr4-affgan")
 CSGM_PRIORS = ("celeba-dcgan", "celeba-vae")

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import torch
 
+from genprior._io import save_grid_png
 from genprior._random import make_generator
 from genprior.data import load_celeba, load_mnist
 from genprior.metrics import pixel_frechet_distance
 from genprior.priors import available_priors, load_prior
 from genprior.priors.conditional import is_conditional
-from genprior.training.common import save_image_grid
 
 
 @torch.no_grad()
@@ -34,7 +34,8 @@ def main() -> None:
         if is_conditional(prior):  # super-resolution models: see scripts/compare_sr.py
             continue
         g = make_generator(0)
-        save_image_grid(prior.sample(64, generator=g), Path("pretrained") / name / "samples.png")
+        save_grid_png(Path("pretrained") / name / "samples.png",
+                      prior.sample(64, generator=g).clamp(0, 1), pad_value=1.0)
         r: dict[str, float] = {}
         if name.startswith("mnist"):
             x = load_mnist(args.data_root / "mnist", split="test").as_tensor()

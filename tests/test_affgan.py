@@ -199,3 +199,64 @@ def test_train_rejects_bad_arguments(tiny_faces, tmp_path, capsys):
     assert _train(tiny_faces, tmp_path / "c", "--max-steps", "2", "--width", "4",
                   "--resume") == 2
     assert "checkpoint" in capsys.readouterr().err
+
+
+def test_conditional_sr_is_a_conditional_prior_not_a_prior(tmp_path):
+    from genprior.priors import ConditionalPrior
+    from genprior.priors.dcgan import DCGANGenerator
+
+    model = _model("cpu")
+    assert isinstance(model, ConditionalPrior) and not isinstance(model, Prior)
+    model.save_pretrained(tmp_path / "sr")
+    with pytest.warns(DeprecationWarning, match="ConditionalPrior.from_pretrained"):
+        assert isinstance(Prior.from_pretrained(tmp_path / "sr"), ConditionalSR)
+    with pytest.raises(ValueError, match="ConditionalSR, which is a ConditionalPrior, not a "
+                                         "DCGANGenerator"):
+        DCGANGenerator.from_pretrained(tmp_path / "sr")
+    DCGANGenerator(nz=4, ngf=2, nc=3, img_size=16).save_pretrained(tmp_path / "g")
+    with pytest.raises(ValueError, match="DCGANGenerator, which is a Prior, not a "
+                                         "ConditionalPrior"):
+        ConditionalPrior.from_pretrained(tmp_path / "g")
+    with pytest.raises(ValueError, match="not a ConditionalSR"):
+        ConditionalSR.from_pretrained(tmp_path / "g")
+    assert isinstance(ConditionalPrior.from_pretrained(tmp_path / "sr"), ConditionalSR)
+
+
+def test_conditional_prior_interface_is_generic():
+    from genprior.priors import ConditionalPrior
+
+    class Upsample(ConditionalPrior):  # x = nearest(y) + eps, a minimal conditional prior
+        def __init__(self, *, size: int = 4) -> None:
+            super().__init__()
+            self.img_shape, self.meas_shape = (1, 2 * size, 2 * size), (1, size, size)
+            self.latent_shape = self.img_shape
+            self.register_buffer("scale", torch.ones(()))
+
+        def generate(self, y, eps):
+            return torch.nn.functional.interpolate(y, scale_factor=2) + self.scale * eps
+
+    model = Upsample(size=3)
+    assert model.config == {"size": 3} and is_conditional(model)
+    y = torch.rand(2, 1, 3, 3)
+    xs = model.sample(y, 4, generator=torch.Generator().manual_seed(0))
+    assert xs.shape == (4, 2, 1, 6, 6)
+    eps = model.sample_latent(8, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(model(y.repeat(4, 1, 1, 1), eps).reshape(xs.shape), xs)
+    torch.testing.assert_close(model.decode(y, eps[:2]), model(y, eps[:2]))
+    with pytest.raises(ValueError, match="eps"):
+        model(y, eps[:1])
+
+
+def test_python_api_matches_cli(tiny_faces, tmp_path):
+    from genprior.training.affgan import AffGANTrainConfig, train_affgan
+
+    assert _train(tiny_faces, tmp_path / "cli", "--max-steps", "3") == 0
+    res = train_affgan(AffGANTrainConfig(
+        data=tiny_faces, out=tmp_path / "py", img_size=16, width=8, n_blocks=1, noise_channels=2,
+        d_width=4, batch_size=2, anneal_steps=4, device="cpu", seed=3, max_steps=3))
+    assert isinstance(res.model, ConditionalSR) and res.state.step == 3
+    cli = load_file(tmp_path / "cli" / "final" / "model.safetensors")
+    py = load_file(tmp_path / "py" / "final" / "model.safetensors")
+    assert cli.keys() == py.keys() and all(torch.equal(cli[k], py[k]) for k in cli)
+    for k, v in res.model.state_dict().items():
+        assert torch.equal(v, py[k]), k

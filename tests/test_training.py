@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import os
 import socket
 import subprocess
@@ -16,9 +17,13 @@ from PIL import Image
 
 from genprior import _serialization
 from genprior.cli import main
+from genprior.data import ResumableSampler, parse_range
 from genprior.priors import Prior
 from genprior.training.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
-from genprior.training.common import EMA, ResumableSampler, parse_range, save_image_grid
+from genprior.training.common import save_image_grid  # the deprecated alias
+from genprior.training.ema import EMA
+from genprior.training.gan import GANTrainConfig, train_gan
+from genprior.training.vae import VAETrainConfig, train_vae
 
 
 # ------------------------------------------------------------------------------------ fixtures
@@ -247,3 +252,103 @@ def test_ddp_two_processes(kind: str, digits: Path, faces: Path, tmp_path: Path)
     saved = load_checkpoint(out / CHECKPOINT_NAME, modules={})
     assert saved["config"]["world_size"] == 2
     assert (out / "final" / "model.safetensors").is_file()
+
+
+# ------------------------------------------------------------------------------------ Python API
+@pytest.fixture
+def no_argparse(monkeypatch):
+    """Make any argument parsing or ``argparse.Namespace`` fail while the test runs."""
+    import argparse
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("argparse used on the Python training path")
+
+    monkeypatch.setattr(argparse.ArgumentParser, "parse_known_args", forbidden)
+    monkeypatch.setattr(argparse.Namespace, "__init__", forbidden)
+
+
+def _vae_config(data: Path, out: Path, **kw) -> VAETrainConfig:
+    return VAETrainConfig(data=data, out=out, arch="mlp", hidden=16, latent_dim=4, batch_size=8,
+                          epochs=2, seed=3, threads=1, **kw)
+
+
+def _gan_config(data: Path, out: Path, **kw) -> GANTrainConfig:
+    return GANTrainConfig(data=data, out=out, img_size=16, nz=8, ngf=4, ndf=4, batch_size=4,
+                          epochs=2, instance_noise=0.1, ema_decay=0.9, seed=5, threads=1, **kw)
+
+
+def test_train_from_python_without_argparse(digits: Path, faces: Path, tmp_path: Path,
+                                            no_argparse):
+    res = train_vae(_vae_config(digits, tmp_path / "vae", max_steps=3))
+    assert res.state.step == 3 and res.out == tmp_path / "vae"
+    assert len(_rows(tmp_path / "vae" / "log.csv")) == 3
+    saved = Prior.from_pretrained(tmp_path / "vae" / "final")
+    assert type(res.model).__name__ == "MLPVAE" and saved.img_shape == (1, 8, 8)
+    for k, v in res.model.state_dict().items():
+        assert torch.equal(v, saved.state_dict()[k]), k
+    res = train_gan(_gan_config(faces, tmp_path / "gan", max_steps=2, crop=18))
+    assert res.state.step == 2 and type(res.model).__name__ == "DCGANGenerator"
+    assert (tmp_path / "gan" / "final-raw" / "model.safetensors").is_file()
+    x = res.model.sample(2, generator=torch.Generator().manual_seed(0))
+    assert x.shape == (2, 3, 16, 16) and 0 <= float(x.min()) <= float(x.max()) <= 1
+
+
+def test_config_checks_its_values(tmp_path: Path):
+    with pytest.raises(ValueError, match="--batch-size must be positive"):
+        VAETrainConfig(data=tmp_path, out=tmp_path, batch_size=0)
+    with pytest.raises(ValueError, match="--arch must be one of mlp, conv"):
+        VAETrainConfig(data=tmp_path, out=tmp_path, arch="resnet")
+    with pytest.raises(ValueError, match="--label-smoothing"):
+        GANTrainConfig(data=tmp_path, out=tmp_path, label_smoothing=0.0)
+    cfg = VAETrainConfig(data=str(tmp_path), out=str(tmp_path / "o"), resume="auto")
+    assert cfg.data == tmp_path and cfg.resume_path == tmp_path / "o" / CHECKPOINT_NAME
+
+
+@pytest.mark.parametrize("kind", ["vae", "gan"])
+def test_python_and_cli_give_identical_weights(kind: str, digits: Path, faces: Path,
+                                               tmp_path: Path):
+    from genprior.cli import build_parser
+    from genprior.cli.train import config_from_args
+
+    if kind == "vae":
+        argv = _vae(digits, tmp_path / "cli", "--max-steps", "7", "--ckpt-every", "3")
+        config, train = _vae_config(digits, tmp_path / "py", max_steps=7, ckpt_every=3), train_vae
+    else:
+        argv = _gan(faces, tmp_path / "cli", "--max-steps", "7", "--spectral-norm")
+        config, train = _gan_config(faces, tmp_path / "py", max_steps=7, spectral_norm=True), \
+            train_gan
+    # the flags are the fields: the CLI's config is the Python one but for the run folder
+    cli_config = config_from_args(build_parser().parse_args(argv))
+    assert dataclasses.replace(cli_config, out=config.out) == config
+    assert main(argv) == 0
+    train(config)
+    a, b = _weights(tmp_path / "cli" / CHECKPOINT_NAME), _weights(tmp_path / "py" / CHECKPOINT_NAME)
+    assert a.keys() == b.keys()
+    for k in a.keys() - {"rng.torch_cpu"}:  # the process's global RNG is not the run's
+        assert torch.equal(a[k], b[k]), k
+    for final in ("final", "final-raw") if kind == "gan" else ("final",):
+        wa = _weights(tmp_path / "cli" / final / "model.safetensors")
+        wb = _weights(tmp_path / "py" / final / "model.safetensors")
+        assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
+    for ra, rb in zip(_rows(tmp_path / "cli" / "log.csv"), _rows(tmp_path / "py" / "log.csv")):
+        assert {k: v for k, v in ra.items() if k != "time_s"} == \
+            {k: v for k, v in rb.items() if k != "time_s"}
+
+
+def test_deprecated_entry_points_still_work(digits: Path, tmp_path: Path):
+    import argparse
+
+    from genprior.training import common, vae
+
+    parser = argparse.ArgumentParser()
+    with pytest.warns(DeprecationWarning, match="VAETrainConfig"):
+        vae.add_arguments(parser)
+    args = parser.parse_args(_vae(digits, tmp_path / "old", "--max-steps", "2")[2:])
+    with pytest.warns(DeprecationWarning, match="train_vae"):
+        assert vae.main(args) == 0
+    assert len(_rows(tmp_path / "old" / "log.csv")) == 2
+    legacy = argparse.ArgumentParser()
+    with pytest.warns(DeprecationWarning):
+        common.add_common_arguments(legacy, epochs=3, batch_size=5, lr=0.5)
+    ns = legacy.parse_args(["--data", "d", "--out", "o"])
+    assert (ns.epochs, ns.batch_size, ns.lr, ns.img_size) == (3, 5, 0.5, None)

@@ -1,32 +1,46 @@
 """Train a prior: ``genprior train vae|gan|affgan --data PATH --out DIR ...``.
 
-Each kind lives in ``genprior.training.<kind>``, which defines ``add_arguments(parser)`` and
-``main(args) -> int``. Under ``torchrun`` the same command trains with DDP.
+Each kind is a typed Python API in ``genprior.training.<kind>``: a config dataclass whose fields
+are the flags (``--batch-size`` is ``batch_size``) and a function that trains from it
+(``train_vae(VAETrainConfig(...))``). This command only turns the flags into that config. Under
+``torchrun`` the same command trains with DDP.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
+from collections.abc import Callable
+from types import ModuleType
+
+from genprior._flags import add_dataclass_arguments
+from genprior.training import affgan, gan, vae
+from genprior.training.config import TrainConfig
 
 HELP = "train a VAE, a GAN or a range-constrained super-resolution GAN"
 
-KINDS = {
-    "vae": "genprior.training.vae",
-    "gan": "genprior.training.gan",
-    "affgan": "genprior.training.affgan",
+#: kind -> (module with ``HELP`` and the docstring, config class, trainer)
+KINDS: dict[str, tuple[ModuleType, type[TrainConfig], Callable[..., object]]] = {
+    "vae": (vae, vae.VAETrainConfig, vae.train_vae),
+    "gan": (gan, gan.GANTrainConfig, gan.train_gan),
+    "affgan": (affgan, affgan.AffGANTrainConfig, affgan.train_affgan),
 }
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="kind", required=True, metavar="KIND")
-    for kind, module in KINDS.items():
-        mod = importlib.import_module(module)
+    for kind, (mod, config_cls, _) in KINDS.items():
         p = sub.add_parser(kind, help=mod.HELP, description=mod.__doc__,
                            formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-        mod.add_arguments(p)
-        p.set_defaults(_train=mod.main)
+        add_dataclass_arguments(p, config_cls)
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """The typed config of ``genprior train KIND``'s parsed flags (the one conversion)."""
+    _, config_cls, _ = KINDS[args.kind]
+    return config_cls.from_flags(vars(args))
 
 
 def run(args: argparse.Namespace) -> int:
-    return int(args._train(args) or 0)
+    _, _, train = KINDS[args.kind]
+    train(config_from_args(args))
+    return 0

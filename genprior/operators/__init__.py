@@ -1,6 +1,13 @@
 """Linear measurement operators (deepinv ``LinearPhysics`` subclasses) with exact pseudo-inverses."""
 
-from genprior.operators.base import OPERATORS, Operator, load_operator, register_operator
+from genprior.operators.base import (
+    OPERATORS,
+    Operator,
+    OrthonormalRows,
+    SeededDraws,
+    load_operator,
+    register_operator,
+)
 from genprior.operators.downsample import Downsample
 from genprior.operators.factory import SPEC_FORMS, make_operator
 from genprior.operators.gaussian_cs import GaussianCS
@@ -15,7 +22,9 @@ __all__ = [
     "GaussianCS",
     "Inpaint",
     "Operator",
+    "OrthonormalRows",
     "RangeConstrained",
+    "SeededDraws",
     "StructuredCS",
     "affine_projection",
     "load_operator",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -17,22 +18,33 @@ from deepinv.physics.noise import ZeroNoise
 from torch import Tensor
 
 from genprior._checks import check_finite, check_image, check_shape
+from genprior._config import ConfigMixin, Registry
 from genprior._random import make_generator, randn
 from genprior._serialization import load_tensors, save_tensors
 
-__all__ = ["OPERATORS", "Operator", "load_operator", "register_operator"]
+__all__ = [
+    "OPERATORS",
+    "Operator",
+    "OrthonormalRows",
+    "SeededDraws",
+    "load_operator",
+    "register_operator",
+]
 
-OPERATORS: dict[str, type[Operator]] = {}
+#: every operator class by its ``name`` (see :class:`~genprior._config.Registry`)
+OPERATORS: Registry[type[Operator]] = Registry("operator")
 
 _META_KEY = "genprior_operator"
 
 
 def register_operator(cls: type[Operator]) -> type[Operator]:
-    """Class decorator adding an operator to :data:`OPERATORS` under ``cls.name``."""
-    if cls.name in OPERATORS:
-        raise ValueError(f"operator name {cls.name!r} is registered twice")
-    OPERATORS[cls.name] = cls
-    return cls
+    """Class decorator adding an operator to :data:`OPERATORS` under ``cls.name`` (its class
+    name when the class sets none).
+
+    Raises:
+        ValueError: if the name is already registered.
+    """
+    return OPERATORS.register(cls)
 
 
 def resolve_generator(
@@ -57,18 +69,39 @@ def resolve_generator(
     return make_generator(seed), seed
 
 
-class Operator(LinearPhysics):
+class _CallableConfig(dict):
+    """An operator's :attr:`~Operator.config` that can still be called as the old method."""
+
+    def __init__(self, config: dict[str, Any], legacy: dict[str, Any]) -> None:
+        super().__init__(config)
+        self._legacy = legacy
+
+    def __call__(self) -> dict[str, Any]:
+        """Deprecated ``op.config()``: the file form ``{"type": op.name, **op.config}``."""
+        warnings.warn(
+            "Operator.config() is deprecated: read the property op.config (the constructor "
+            "arguments) and op.name (the registry key)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return dict(self._legacy)
+
+
+class Operator(ConfigMixin, LinearPhysics):
     r"""A linear measurement operator :math:`y = A x + e`, :math:`e \sim \mathcal N(0, \sigma^2 I)`.
 
     Subclasses implement :meth:`A`, :meth:`A_adjoint` and :meth:`A_dagger`, set ``name`` (the
     registry key) and ``exact_dagger`` (whether :meth:`A_dagger` is the exact Moore-Penrose
-    pseudo-inverse), and pass their JSON-able constructor arguments to ``super().__init__``
-    through ``config`` so that :meth:`save` / :func:`load_operator` round-trip exactly.
+    pseudo-inverse), and call ``super().__init__(img_size, noise_std=noise_std)``. Their
+    JSON-able constructor arguments are captured automatically as :attr:`config` (see
+    :class:`~genprior._config.ConfigMixin`), so :meth:`save` / :func:`load_operator`
+    round-trip exactly.
 
     Args:
         img_size: image shape ``(C, H, W)``.
         noise_std: standard deviation :math:`\sigma` of the additive Gaussian noise.
-        config: the subclass's constructor arguments (JSON-able), stored for serialisation.
+        config: deprecated: a hand-written config of the subclass's arguments (it replaces the
+            captured one).
 
     Shape:
         - x: ``(B, C, H, W)``
@@ -93,7 +126,15 @@ class Operator(LinearPhysics):
         noise_model = GaussianNoise(sigma=float(noise_std)) if noise_std > 0 else ZeroNoise()
         super().__init__(img_size=img_size, noise_model=noise_model)
         self.noise_std = float(noise_std)
-        self._config = dict(config or {})
+        if config is not None:
+            warnings.warn(
+                "Operator(config=...) is deprecated: constructor arguments are captured "
+                "automatically (record normalised values with self.register_to_config)",
+                DeprecationWarning,
+                stacklevel=3,
+            )
+            self._replace_config(config)
+        self.register_to_config(img_size=list(img_size), noise_std=self.noise_std)
 
     # ------------------------------------------------------------------ shapes and checks
     @property
@@ -187,25 +228,74 @@ class Operator(LinearPhysics):
         return y
 
     # ------------------------------------------------------------------ serialisation
+    @property
     def config(self) -> dict[str, Any]:
-        """JSON-able description: registry name, image size, noise and constructor arguments."""
-        return {
-            "type": self.name,
-            "img_size": list(self.img_size),
-            "noise_std": self.noise_std,
-            **self._config,
-        }
+        """The JSON-able constructor arguments; ``type(op).from_config(op.config)`` rebuilds it.
+
+        Calling it, ``op.config()``, is deprecated and returns the old form with the registry
+        key under ``"type"``.
+        """
+        config = super().config
+        return _CallableConfig(config, {"type": OPERATORS.key(type(self)), **config})
 
     def save(self, path: str | os.PathLike) -> None:
-        """Save as one safetensors file: buffers as tensors, :meth:`config` in its metadata."""
+        """Save as one safetensors file: buffers as tensors, ``{"type": name, **config}`` in its
+        metadata."""
         tensors = {k: v for k, v in self.state_dict().items() if not k.startswith("noise_model")}
         if not tensors:  # safetensors needs at least one entry
             tensors = {"_empty": torch.zeros(1)}
-        save_tensors(path, tensors, metadata={_META_KEY: json.dumps(self.config())})
+        meta = {"type": OPERATORS.key(type(self)), **self.config}
+        save_tensors(path, tensors, metadata={_META_KEY: json.dumps(meta)})
 
     def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.config().items() if k != "type")
+        args = ", ".join(f"{k}={v!r}" for k, v in self.config.items())
         return f"{type(self).__name__}({args})"
+
+
+class OrthonormalRows:
+    r"""Mixin of operators with orthonormal rows, :math:`A A^\top = I`.
+
+    Then :math:`A^\dagger = A^\top (A A^\top)^{-1} = A^\top` exactly and :math:`A A^\top` is the
+    identity on measurements. List it before :class:`Operator`:
+    ``class Inpaint(OrthonormalRows, Operator)``.
+    """
+
+    exact_dagger: ClassVar[bool] = True
+
+    def A_dagger(self, y: Tensor, **kwargs: Any) -> Tensor:
+        r"""Exact pseudo-inverse :math:`A^\dagger y = A^\top y` (``kwargs`` are ignored)."""
+        self.check_y(y, finite=True)
+        return self.A_adjoint(y)
+
+    def A_A_adjoint(self, y: Tensor, **kwargs: Any) -> Tensor:
+        r""":math:`A A^\top y = y`."""
+        self.check_y(y)
+        return y
+
+
+class SeededDraws:
+    """Mixin of operators whose buffers are random draws from ``seed`` or ``generator``.
+
+    ``generator`` is left out of the config and the seed actually used is recorded (a fresh one
+    from OS entropy when neither is given). List it before :class:`Operator`.
+    """
+
+    config_ignore: ClassVar[tuple[str, ...]] = ("generator",)
+
+    def _generator(
+        self, seed: int | None, generator: torch.Generator | None
+    ) -> torch.Generator:
+        """The generator of the draws; records the seed in the config (call from ``__init__``)."""
+        generator, seed = resolve_generator(seed, generator)
+        self.register_to_config(seed=seed)
+        return generator
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Any:
+        """Rebuild from a config; with ``seed=None`` (drawn from a caller's generator) the
+        draws come from a throwaway generator, to be overwritten by the saved buffers."""
+        generator = torch.Generator() if config.get("seed") is None else None
+        return cls(**config, generator=generator)
 
 
 def load_operator(path: str | os.PathLike, device: torch.device | str = "cpu") -> Operator:
@@ -229,7 +319,7 @@ def load_operator(path: str | os.PathLike, device: torch.device | str = "cpu") -
     if kind not in OPERATORS:
         raise ValueError(f"{path}: unknown operator type {kind!r}; known: {sorted(OPERATORS)}")
     cls = OPERATORS[kind]
-    op = cls.from_config(config) if hasattr(cls, "from_config") else cls(**config)
+    op = cls.from_config(config)
     tensors = load_tensors(path)
     tensors.pop("_empty", None)
     result = op.load_state_dict(tensors, strict=False)

@@ -45,6 +45,17 @@ def periodic_kernel(taps: Tensor, size: tuple[int, int], factor: int) -> Tensor:
     return kernel.index_put((rows, cols), taps, accumulate=True)
 
 
+def _fourier_multiply(x: Tensor, spectrum: Tensor) -> Tensor:
+    """Periodic filtering of the last two dims: ``irfft2(rfft2(x) * spectrum)``.
+
+    Shape:
+        - x: ``(..., H, W)``
+        - spectrum: broadcastable to ``(..., H, W // 2 + 1)``
+        - output: ``(..., H, W)``
+    """
+    return torch.fft.irfft2(torch.fft.rfft2(x) * spectrum, s=x.shape[-2:])
+
+
 @register_operator
 class Downsample(Operator):
     r"""Super-resolution operator :math:`y = S(h \star x)`: filter, then keep every ``f``-th pixel.
@@ -102,7 +113,7 @@ class Downsample(Operator):
         kernel: str = "box",
         noise_std: float = 0.0,
     ) -> None:
-        super().__init__(img_size, noise_std=noise_std, config={"factor": factor, "kernel": kernel})
+        super().__init__(img_size, noise_std=noise_std)
         if isinstance(factor, bool) or not isinstance(factor, int) or factor < 2:
             raise ValueError(f"factor must be an int >= 2, got {factor!r}")
         _, h, w = self.img_size
@@ -132,9 +143,7 @@ class Downsample(Operator):
         if self.kernel == "box":
             return F.avg_pool2d(x, f)
         k_hat, _ = self._spectra()
-        size = x.shape[-2:]
-        filtered = torch.fft.irfft2(torch.fft.rfft2(x) * k_hat.conj(), s=size)
-        return filtered[..., ::f, ::f]
+        return _fourier_multiply(x, k_hat.conj())[..., ::f, ::f]
 
     def A_adjoint(self, y: Tensor, **kwargs: Any) -> Tensor:
         r""":math:`C^\top S^\top y` (zero-filling, then the flipped filter) or box upsampling."""
@@ -146,9 +155,8 @@ class Downsample(Operator):
         b, c, h, w = y.shape
         up = y.new_zeros(b, c, h, f, w, f)
         up[:, :, :, 0, :, 0] = y
-        up = up.reshape(b, c, h * f, w * f)
         k_hat, _ = self._spectra()
-        return torch.fft.irfft2(torch.fft.rfft2(up) * k_hat, s=up.shape[-2:])
+        return _fourier_multiply(up.reshape(b, c, h * f, w * f), k_hat)
 
     def A_dagger(self, y: Tensor, **kwargs: Any) -> Tensor:
         r"""Exact pseudo-inverse: :math:`f^2 A^\top y` (box) or :math:`A^\top \mathcal F^{-1}[\lambda^+ \mathcal F y]`."""
@@ -157,8 +165,7 @@ class Downsample(Operator):
         if self.kernel == "box":
             return self.A_adjoint(y) * self.factor**2
         _, lam_inv = self._spectra()
-        z = torch.fft.irfft2(torch.fft.rfft2(y) * lam_inv, s=y.shape[-2:])
-        return self.A_adjoint(z)
+        return self.A_adjoint(_fourier_multiply(y, lam_inv))
 
     def _spectra(self) -> tuple[Tensor, Tensor]:
         r"""Cached :math:`\hat k` (rfft2 of the periodic kernel) and :math:`\lambda^+` (half-spectrum)."""

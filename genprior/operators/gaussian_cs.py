@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 
 from genprior._random import randn
-from genprior.operators.base import Operator, register_operator, resolve_generator
+from genprior.operators.base import Operator, SeededDraws, register_operator
 
 __all__ = ["GaussianCS"]
 
@@ -25,7 +25,7 @@ def check_num_measurements(m: int, n: int) -> None:
 
 
 @register_operator
-class GaussianCS(Operator):
+class GaussianCS(SeededDraws, Operator):
     r"""Compressed sensing with one dense i.i.d. Gaussian matrix :math:`A \in \mathbb R^{m\times n}`.
 
     :math:`y = A\,\mathrm{vec}(x) + \sigma\epsilon` with :math:`n = CHW` and the same :math:`A` for
@@ -80,23 +80,14 @@ class GaussianCS(Operator):
         seed: int | None = None,
         generator: torch.Generator | None = None,
     ) -> None:
-        generator, seed = resolve_generator(seed, generator)
-        super().__init__(
-            img_size,
-            noise_std=noise_std,
-            config={"m": m, "normalize": bool(normalize), "seed": seed},
-        )
+        super().__init__(img_size, noise_std=noise_std)
+        generator = self._generator(seed, generator)
+        self.register_to_config(normalize=bool(normalize))
         check_num_measurements(m, self.n)
         scale = 1.0 / math.sqrt(m) if normalize else 1.0
         matrix = scale * randn((m, self.n), generator=generator, device=generator.device)
         self.register_buffer("matrix", matrix)
         self._dagger_cache: tuple[tuple, Tensor, Tensor] | None = None
-
-    @classmethod
-    def from_config(cls, config: dict[str, Any]) -> GaussianCS:
-        """Rebuild from :meth:`config` (the matrix is then overwritten by the saved buffer)."""
-        generator = torch.Generator() if config.get("seed") is None else None
-        return cls(**config, generator=generator)
 
     @property
     def meas_shape(self) -> tuple[int, ...]:

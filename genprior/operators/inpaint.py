@@ -8,13 +8,13 @@ import torch
 from torch import Tensor
 
 from genprior._random import rand
-from genprior.operators.base import Operator, register_operator
+from genprior.operators.base import Operator, OrthonormalRows, register_operator
 
 __all__ = ["Inpaint"]
 
 
 @register_operator
-class Inpaint(Operator):
+class Inpaint(OrthonormalRows, Operator):
     r"""Inpainting :math:`y = S\,\mathrm{vec}(x)`: the list of the ``k`` kept entries.
 
     :math:`S \in \{0, 1\}^{k \times n}` keeps the entries where ``mask`` is true (row-major over
@@ -51,7 +51,7 @@ class Inpaint(Operator):
     """
 
     name = "inpaint"
-    exact_dagger = True
+    config_ignore = ("mask",)  # a buffer, saved with the weights
 
     def __init__(
         self, img_size: tuple[int, int, int], mask: Tensor, *, noise_std: float = 0.0
@@ -80,7 +80,7 @@ class Inpaint(Operator):
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> Inpaint:
-        """Rebuild from :meth:`config` with a placeholder mask (overwritten by the saved buffer)."""
+        """Rebuild from :attr:`config` with a placeholder mask (overwritten by the saved buffer)."""
         img_size = tuple(config["img_size"])
         return cls(img_size, torch.ones(img_size, dtype=torch.bool), noise_std=config["noise_std"])
 
@@ -154,13 +154,3 @@ class Inpaint(Operator):
         self.check_like(y, "y")
         full = y.new_zeros(y.shape[0], self.n).index_copy(1, self._rows(), y)
         return full.reshape(y.shape[0], *self.img_size)
-
-    def A_dagger(self, y: Tensor, **kwargs: Any) -> Tensor:
-        r"""Exact pseudo-inverse :math:`A^\dagger = A^\top` (rows are orthonormal)."""
-        self.check_y(y, finite=True)
-        return self.A_adjoint(y)
-
-    def A_A_adjoint(self, y: Tensor, **kwargs: Any) -> Tensor:
-        r""":math:`A A^\top y = y`."""
-        self.check_y(y)
-        return y

@@ -9,7 +9,12 @@ import torch
 from torch import Tensor
 
 from genprior._random import rand
-from genprior.operators.base import Operator, register_operator, resolve_generator
+from genprior.operators.base import (
+    Operator,
+    OrthonormalRows,
+    SeededDraws,
+    register_operator,
+)
 from genprior.operators.gaussian_cs import check_num_measurements
 
 __all__ = ["StructuredCS", "dct3", "dct_ortho", "idct3", "idct_ortho"]
@@ -89,7 +94,7 @@ def idct3(x: Tensor) -> Tensor:
 
 
 @register_operator
-class StructuredCS(Operator):
+class StructuredCS(OrthonormalRows, SeededDraws, Operator):
     r"""Subsampled randomised DCT: :math:`A = S F D`, an :math:`O(n \log n)` compressed sensing matrix.
 
     :math:`D = \mathrm{diag}(\pm 1)` flips the sign of each of the :math:`n = CHW` entries at
@@ -124,7 +129,6 @@ class StructuredCS(Operator):
     """
 
     name = "structured_cs"
-    exact_dagger = True
 
     def __init__(
         self,
@@ -135,19 +139,13 @@ class StructuredCS(Operator):
         seed: int | None = None,
         generator: torch.Generator | None = None,
     ) -> None:
-        generator, seed = resolve_generator(seed, generator)
-        super().__init__(img_size, noise_std=noise_std, config={"m": m, "seed": seed})
+        super().__init__(img_size, noise_std=noise_std)
+        generator = self._generator(seed, generator)
         check_num_measurements(m, self.n)
         signs = (rand((self.n,), generator=generator, device=generator.device) < 0.5).float()
         rows = torch.randperm(self.n, generator=generator, device=generator.device)[:m]
         self.register_buffer("signs", 2.0 * signs - 1.0)
         self.register_buffer("rows", rows.sort().values)
-
-    @classmethod
-    def from_config(cls, config: dict[str, Any]) -> StructuredCS:
-        """Rebuild from :meth:`config` (signs and rows are then overwritten by the saved buffers)."""
-        generator = torch.Generator() if config.get("seed") is None else None
-        return cls(**config, generator=generator)
 
     @property
     def meas_shape(self) -> tuple[int, ...]:
@@ -166,13 +164,3 @@ class StructuredCS(Operator):
         self.check_like(y, "y")
         full = y.new_zeros(y.shape[0], self.n).index_copy(1, self.rows, y)
         return idct3(full.reshape(y.shape[0], *self.img_size)) * self.signs.reshape(self.img_size)
-
-    def A_dagger(self, y: Tensor, **kwargs: Any) -> Tensor:
-        r"""Exact pseudo-inverse :math:`A^\dagger y = A^\top y` (rows are orthonormal)."""
-        self.check_y(y, finite=True)
-        return self.A_adjoint(y)
-
-    def A_A_adjoint(self, y: Tensor, **kwargs: Any) -> Tensor:
-        r""":math:`A A^\top y = y`."""
-        self.check_y(y)
-        return y

@@ -1,8 +1,25 @@
-"""Generative priors: one interface (:class:`Prior`) for VAE decoders, GAN generators,
-diffusers autoencoders and the conditional super-resolution generators."""
+"""Generative priors: one interface (:class:`Prior`) for VAE decoders, GAN generators and
+diffusers autoencoders, and one (:class:`ConditionalPrior`) for the conditional
+super-resolution generators; both are saved and loaded the same way (:func:`load_prior`)."""
 
 from genprior.priors import autoencoder_kl, conditional, conv_vae, dcgan, linear, vae_mlp  # noqa: F401  (registers classes)
-from genprior.priors.base import PRIORS, Prior, register_prior
+from genprior.priors.base import PRIORS, PretrainedMixin, Prior, register_prior
+from genprior.priors.conditional_base import (
+    CONDITIONAL_PRIORS,
+    ConditionalPrior,
+    register_conditional_prior,
+)
 from genprior.priors.hub import available_priors, load_prior, pretrained_dir
 
-__all__ = ["PRIORS", "Prior", "available_priors", "load_prior", "pretrained_dir", "register_prior"]
+__all__ = [
+    "CONDITIONAL_PRIORS",
+    "PRIORS",
+    "ConditionalPrior",
+    "PretrainedMixin",
+    "Prior",
+    "available_priors",
+    "load_prior",
+    "pretrained_dir",
+    "register_conditional_prior",
+    "register_prior",
+]

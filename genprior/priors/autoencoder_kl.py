@@ -73,8 +73,8 @@ class AutoencoderKLPrior(Prior):
                              f"{channels}, got latent_shape = {latent_shape}")
         if scaling_factor is None:
             scaling_factor = vae_config.get("scaling_factor") or 1.0
-        super().__init__(vae_config=vae_config, latent_shape=list(latent_shape),
-                         scaling_factor=float(scaling_factor))
+        super().__init__()
+        self.register_to_config(vae_config=vae_config, scaling_factor=float(scaling_factor))
         self.vae = _autoencoder_kl().from_config(vae_config)
         self.scaling_factor = float(scaling_factor)
         self.shift_factor = float(vae_config.get("shift_factor") or 0.0)

@@ -17,11 +17,12 @@ This module holds
   channels concatenated to ``y`` at low resolution, residual blocks, pixel-shuffle upsampling
   stages, added to a bicubic upsampling of ``y``;
 - :class:`SRDiscriminator`: a small strided-convolution critic on high-resolution images;
-- :class:`ConditionalSR`: the prior-like wrapper (``f`` + its downsampling operator + the
-  projection), saved/loaded like every :class:`~genprior.priors.base.Prior`, so
+- :class:`ConditionalSR`: a :class:`~genprior.priors.conditional_base.ConditionalPrior`
+  (``f`` + its downsampling operator + the projection), saved/loaded like every prior, so
   ``genprior.load_prior("celeba-sr4-affgan")`` works.
 
-The conditional API differs from an unconditional prior's (``decode(z)``, ``sample(n)``):
+The conditional API (:class:`~genprior.priors.conditional_base.ConditionalPrior`) differs from
+an unconditional prior's (``decode(z)``, ``sample(n)``):
 
 - ``model(y, eps=None, *, generator=None)`` / ``model.decode(y, eps)``: one output per input,
   ``(B, C, H, W)``;
@@ -44,9 +45,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from genprior._checks import check_finite, check_shape
+from genprior._checks import check_shape
 from genprior._random import make_generator
-from genprior.priors.base import Prior, register_prior
+from genprior.priors._layers import normal_init_
+from genprior.priors.conditional_base import ConditionalPrior, register_conditional_prior
 
 __all__ = [
     "ConditionalGenerator",
@@ -65,20 +67,17 @@ def init_weights_(module: nn.Module, *, generator: torch.Generator | None = None
     are scaled by 0.1 so that a fresh network starts close to its skip path.
 
     Args:
-        module: the network (all submodules are visited).
+        module: the conditional network; its convolutions and linear layers are initialised.
         generator: source of the random weights.
 
     Returns:
-        ``module``.
+        ``module``, initialised in place.
     """
     for m in module.modules():
         if isinstance(m, nn.Conv2d | nn.Linear):
             fan_in = m.weight[0].numel()
             std = math.sqrt(2.0 / fan_in) * (0.1 if getattr(m, "_zero_init", False) else 1.0)
-            with torch.no_grad():
-                nn.init.normal_(m.weight, 0.0, std, generator=generator)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
+            normal_init_(m, std, generator=generator)
     return module
 
 
@@ -190,8 +189,8 @@ class SRDiscriminator(nn.Module):
         return self.head(self.features(2.0 * x - 1.0).flatten(1)).squeeze(1)
 
 
-@register_prior
-class ConditionalSR(Prior):
+@register_conditional_prior
+class ConditionalSR(ConditionalPrior):
     r"""Range-constrained conditional super-resolution model
     :math:`x = A^\dagger y + (I - A^\dagger A) f(y, \epsilon)`, :math:`\epsilon \sim \mathcal N(0, I)`.
 
@@ -222,8 +221,6 @@ class ConditionalSR(Prior):
         True
     """
 
-    conditional = True
-
     def __init__(self, *, img_size: tuple[int, int, int] | list[int] = (3, 64, 64),
                  factor: int = 4, kernel: str = "box", width: int = 48, n_blocks: int = 5,
                  noise_channels: int = 8) -> None:
@@ -233,9 +230,7 @@ class ConditionalSR(Prior):
         c, h, w = img_size
         if h % factor or w % factor:
             raise ValueError(f"img_size {img_size} must have H and W divisible by factor {factor}")
-        super().__init__(img_size=list(img_size), factor=int(factor), kernel=str(kernel),
-                         width=int(width), n_blocks=int(n_blocks),
-                         noise_channels=int(noise_channels))
+        super().__init__()
         self.img_shape = img_size
         self.meas_shape = (c, h // factor, w // factor)
         self.latent_shape = (int(noise_channels), h // factor, w // factor)
@@ -262,74 +257,22 @@ class ConditionalSR(Prior):
         """Re-draw the network's weights from ``generator`` (see :func:`init_weights_`)."""
         init_weights_(self.net, generator=generator)
 
-    def _check_y(self, y: Tensor) -> None:
-        check_shape(y, "y", "B " + " ".join(map(str, self.meas_shape)))
-        if not y.is_floating_point():
-            raise TypeError(f"y must be a floating-point tensor, got dtype {y.dtype}")
-        check_finite(y, "y")
-
-    def forward(self, y: Tensor, eps: Tensor | None = None, *,
-                generator: torch.Generator | None = None) -> Tensor:
-        r"""One range-constrained output per input: :math:`A^\dagger y + (I - A^\dagger A) f`.
-
-        Args:
-            y: low-resolution measurements (noise allowed; the output matches them exactly).
-            eps: noise :math:`\epsilon`; drawn from ``generator`` when ``None``.
-            generator: source of ``eps`` when it is not given.
-
-        Returns:
-            images with :math:`A x = y`, not clipped to [0, 1].
+    def generate(self, y: Tensor, eps: Tensor) -> Tensor:
+        r""":math:`A^\dagger y + (I - A^\dagger A) f(y, \epsilon)`: consistent with ``y``
+        (noise allowed) exactly, not clipped to [0, 1].
 
         Shape:
             - y: ``(B, *meas_shape)``
             - eps: ``(B, *latent_shape)``
             - output: ``(B, C, H, W)``
-
-        Raises:
-            ValueError: ``y`` or ``eps`` has the wrong shape or non-finite values.
-            TypeError: ``y`` is not a floating-point tensor.
         """
-        self._check_y(y)
-        if eps is None:
-            eps = self.sample_latent(y.shape[0], generator=generator).to(y.dtype)
-        check_shape(eps, "eps", f"{y.shape[0]} " + " ".join(map(str, self.latent_shape)))
         from genprior.operators.projection import affine_projection
 
         return affine_projection(self.net(y, eps), y, self.operator)
 
-    def decode(self, y: Tensor, eps: Tensor | None = None) -> Tensor:  # type: ignore[override]
-        """Alias of :meth:`forward` (conditional: it needs ``y`` besides the latent ``eps``)."""
-        return self.forward(y, eps)
-
-    @torch.no_grad()
-    def sample(self, y: Tensor, n: int = 1, *,  # type: ignore[override]
-               generator: torch.Generator | None = None) -> Tensor:
-        r"""Draw ``n`` super-resolved images per input, each with a fresh :math:`\epsilon`.
-
-        Args:
-            y: low-resolution measurements.
-            n: samples per input.
-            generator: source of the noise (same generator state, same samples).
-
-        Returns:
-            ``n`` outputs per input, every one consistent with its ``y``.
-
-        Shape:
-            - y: ``(B, *meas_shape)``
-            - output: ``(n, B, C, H, W)``
-
-        Raises:
-            ValueError: ``n < 1`` or a bad ``y``.
-        """
-        if int(n) < 1:
-            raise ValueError(f"n must be >= 1, got {n}")
-        self._check_y(y)
-        b = y.shape[0]
-        eps = self.sample_latent(n * b, generator=generator).to(y.dtype)
-        x = self.forward(y.repeat(n, 1, 1, 1), eps)
-        return x.reshape(n, b, *self.img_shape)
-
 
 def is_conditional(prior: nn.Module) -> bool:
-    """Whether ``prior`` is a conditional model (``sample(y, n)``) rather than ``decode(z)``."""
-    return bool(getattr(prior, "conditional", False))
+    """Whether ``prior`` is a conditional model (``sample(y, n)``) rather than ``decode(z)``:
+    a :class:`~genprior.priors.conditional_base.ConditionalPrior`, or any module that sets
+    ``conditional = True``."""
+    return isinstance(prior, ConditionalPrior) or bool(getattr(prior, "conditional", False))

@@ -23,10 +23,9 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from genprior._checks import check_shape
-from genprior.priors.base import Prior, register_prior
-from genprior.priors.dcgan import dcgan_layout
-from genprior.priors.vae_mlp import gaussian_kl, reparameterize
+from genprior.priors.base import register_prior
+from genprior.priors.dcgan import dcgan_decoder, dcgan_layout
+from genprior.priors.vae_mlp import VAEPrior
 
 __all__ = ["ConvVAE", "gaussian_log_likelihood"]
 
@@ -55,7 +54,7 @@ def _norm(channels: int) -> nn.GroupNorm:
 
 
 @register_prior
-class ConvVAE(Prior):
+class ConvVAE(VAEPrior):
     r"""Convolutional Gaussian VAE with a learned scalar output scale :math:`\sigma`.
 
     Encoder: Conv(4, 2, 1)-GroupNorm-LeakyReLU(0.2) stages down to ``base x base``
@@ -70,8 +69,8 @@ class ConvVAE(Prior):
             powers of 2).
 
     Shape:
-        - z: ``(B, latent_dim)``
-        - x: ``(B, C, H, W)`` in [0, 1]
+        - z: ``(B, latent_dim)``, encoded by the convolutional encoder
+        - x: ``(B, C, H, W)`` in [0, 1], with ``H = W`` a power of 2 times 4
 
     Example:
         >>> vae = ConvVAE(img_shape=(3, 16, 16), latent_dim=8, base_channels=4)
@@ -85,8 +84,7 @@ class ConvVAE(Prior):
     ) -> None:
         if len(img_shape) != 3 or img_shape[1] != img_shape[2]:
             raise ValueError(f"img_shape must be (C, H, W) with H == W, got {tuple(img_shape)}")
-        super().__init__(img_shape=[int(s) for s in img_shape], latent_dim=int(latent_dim),
-                         base_channels=int(base_channels))
+        super().__init__()
         self.img_shape = tuple(int(s) for s in img_shape)
         self.latent_shape = (int(latent_dim),)
         c, size = self.img_shape[0], self.img_shape[1]
@@ -101,14 +99,8 @@ class ConvVAE(Prior):
         self.encoder = nn.Sequential(*enc)
         self.fc_mu = nn.Linear(width * base * base, latent_dim)
         self.fc_logvar = nn.Linear(width * base * base, latent_dim)
-
-        dec: list[nn.Module] = [nn.ConvTranspose2d(latent_dim, width, base, 1, 0), _norm(width),
-                                nn.ReLU()]
-        for _ in range(n - 1):
-            dec += [nn.ConvTranspose2d(width, width // 2, 4, 2, 1), _norm(width // 2), nn.ReLU()]
-            width //= 2
-        dec.append(nn.ConvTranspose2d(width, c, 4, 2, 1))
-        self.decoder = nn.Sequential(*dec)
+        self.decoder = nn.Sequential(*dcgan_decoder(latent_dim, base_channels, c, size,
+                                                    norm=_norm, bias=True, inplace=False))
         self.log_sigma = nn.Parameter(torch.zeros(()))
 
     @property
@@ -116,50 +108,20 @@ class ConvVAE(Prior):
         r"""Output scale :math:`\sigma` of the Gaussian likelihood (at least 1e-3)."""
         return self.log_sigma.clamp(min=_MIN_LOG_SIGMA).exp()
 
-    def encode(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        r"""Parameters of :math:`q(z \mid x) = \mathcal N(\mu, \mathrm{diag}(e^{\mathrm{logvar}}))`.
-
-        Shape:
-            - x: ``(B, C, H, W)`` in [0, 1]
-            - mu, logvar: ``(B, latent_dim)``
-        """
-        check_shape(x, "x", "B {} {} {}".format(*self.img_shape))
+    def _encode(self, x: Tensor) -> tuple[Tensor, Tensor]:
         h = self.encoder(2 * x - 1)
         return self.fc_mu(h), self.fc_logvar(h)
 
-    def decode_logits(self, z: Tensor) -> Tensor:
-        """Pre-sigmoid decoder output.
-
-        Shape:
-            - z: ``(B, latent_dim)``
-            - output: ``(B, C, H, W)``
-        """
-        check_shape(z, "z", f"B {self.latent_shape[0]}")
+    def _decode_logits(self, z: Tensor) -> Tensor:
         return self.decoder(z[:, :, None, None])
 
-    def decode(self, z: Tensor) -> Tensor:
-        """Gaussian means :math:`G(z) = \\mathrm{sigmoid}(\\mathrm{logits}(z))` in [0, 1].
-
-        Shape:
-            - z: ``(B, latent_dim)``
-            - output: ``(B, C, H, W)``
-        """
-        return torch.sigmoid(self.decode_logits(z))
-
-    def elbo(self, x: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
-        r"""Single-sample ELBO per image in nats:
-        :math:`\log \mathcal N(x;\, G(z),\, \sigma^2 I) - \mathrm{KL}(q(z \mid x) \,\|\, \mathcal N(0, I))`
-        with :math:`z = \mu + \sigma_q \varepsilon`, :math:`\varepsilon` drawn from ``generator``.
+    def log_likelihood(self, x: Tensor, z: Tensor) -> Tensor:
+        r"""Gaussian :math:`\log \mathcal N(x;\, G(z),\, \sigma^2 I)` per image.
 
         Shape:
             - x: ``(B, C, H, W)`` in [0, 1]
+            - z: ``(B, latent_dim)``
             - output: ``(B,)``
         """
-        mu, logvar = self.encode(x)
-        z = reparameterize(mu, logvar, generator=generator)
         log_sigma = self.log_sigma.clamp(min=_MIN_LOG_SIGMA)
-        return gaussian_log_likelihood(x, self.decode(z), log_sigma) - gaussian_kl(mu, logvar)
-
-    def loss(self, x: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
-        """Training loss: minus the batch-mean :meth:`elbo` (a scalar)."""
-        return -self.elbo(x, generator=generator).mean()
+        return gaussian_log_likelihood(x, self.decode(z), log_sigma)

@@ -11,15 +11,24 @@ The discriminator mirrors it with stride-2 convolutions and LeakyReLU(0.2).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import Tensor, nn
-from torch.nn.utils import parametrize
 from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
 
 from genprior._checks import check_shape
+from genprior._config import ConfigMixin
+from genprior.priors._layers import normal_init_
 from genprior.priors.base import Prior, register_prior
 
-__all__ = ["DCGANDiscriminator", "DCGANGenerator", "dcgan_init_", "dcgan_layout"]
+__all__ = [
+    "DCGANDiscriminator",
+    "DCGANGenerator",
+    "dcgan_decoder",
+    "dcgan_init_",
+    "dcgan_layout",
+]
 
 
 def dcgan_layout(img_size: int) -> tuple[int, int]:
@@ -57,18 +66,45 @@ def dcgan_init_(module: nn.Module, *, generator: torch.Generator | None = None) 
     """
     for m in module.modules():
         if isinstance(m, nn.Conv2d | nn.ConvTranspose2d | nn.Linear):
-            if parametrize.is_parametrized(m, "weight"):
-                weight = m.parametrizations.weight.original
-            else:
-                weight = m.weight
-            with torch.no_grad():
-                nn.init.normal_(weight, 0.0, 0.02, generator=generator)
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
+            normal_init_(m, 0.02, generator=generator)
         elif isinstance(m, nn.BatchNorm2d):
             nn.init.normal_(m.weight, 1.0, 0.02, generator=generator)
             nn.init.zeros_(m.bias)
     return module
+
+
+def dcgan_decoder(
+    nz: int, ngf: int, nc: int, img_size: int, *,
+    norm: Callable[[int], nn.Module] = nn.BatchNorm2d, bias: bool = False, inplace: bool = True,
+) -> list[nn.Module]:
+    """The layers of the DCGAN generator, without its output activation.
+
+    ``ConvTranspose(nz, w, base)``-norm-ReLU from 1x1 to ``base x base``, ``n_up - 1``
+    ConvTranspose(4, 2, 1)-norm-ReLU doublings halving the width ``w = ngf * 2**(n_up - 1)``,
+    then ``ConvTranspose(ngf, nc, 4, 2, 1)`` to ``img_size`` (see :func:`dcgan_layout`).
+
+    Args:
+        nz: input channels (the latent dimension, as a 1x1 map).
+        ngf: width of the last hidden layer.
+        nc: output channels.
+        img_size: output height and width.
+        norm: normalisation layer built from a channel count.
+        bias: whether the transposed convolutions have a bias.
+        inplace: whether the ReLUs work in place.
+
+    Returns:
+        the layers, for ``nn.Sequential``.
+    """
+    base, n_up = dcgan_layout(img_size)
+    width = ngf * 2 ** (n_up - 1)
+    layers: list[nn.Module] = [nn.ConvTranspose2d(nz, width, base, 1, 0, bias=bias), norm(width),
+                               nn.ReLU(inplace)]
+    for _ in range(n_up - 1):
+        layers += [nn.ConvTranspose2d(width, width // 2, 4, 2, 1, bias=bias), norm(width // 2),
+                   nn.ReLU(inplace)]
+        width //= 2
+    layers.append(nn.ConvTranspose2d(width, nc, 4, 2, 1, bias=bias))
+    return layers
 
 
 @register_prior
@@ -92,25 +128,10 @@ class DCGANGenerator(Prior):
     """
 
     def __init__(self, nz: int = 100, ngf: int = 64, nc: int = 3, img_size: int = 64) -> None:
-        super().__init__(nz=int(nz), ngf=int(ngf), nc=int(nc), img_size=int(img_size))
-        base, n_up = dcgan_layout(img_size)
+        super().__init__()
         self.latent_shape = (int(nz),)
         self.img_shape = (int(nc), int(img_size), int(img_size))
-        width = ngf * 2 ** (n_up - 1)
-        layers: list[nn.Module] = [
-            nn.ConvTranspose2d(nz, width, base, 1, 0, bias=False),
-            nn.BatchNorm2d(width),
-            nn.ReLU(inplace=True),
-        ]
-        for _ in range(n_up - 1):
-            layers += [
-                nn.ConvTranspose2d(width, width // 2, 4, 2, 1, bias=False),
-                nn.BatchNorm2d(width // 2),
-                nn.ReLU(inplace=True),
-            ]
-            width //= 2
-        layers += [nn.ConvTranspose2d(width, nc, 4, 2, 1, bias=False), nn.Tanh()]
-        self.net = nn.Sequential(*layers)
+        self.net = nn.Sequential(*dcgan_decoder(nz, ngf, nc, img_size), nn.Tanh())
 
     def decode_tanh(self, z: Tensor) -> Tensor:
         """Raw ``tanh`` output in [-1, 1] (what the GAN loss sees during training).
@@ -132,12 +153,13 @@ class DCGANGenerator(Prior):
         return (self.decode_tanh(z) + 1) / 2
 
 
-class DCGANDiscriminator(nn.Module):
+class DCGANDiscriminator(ConfigMixin, nn.Module):
     r"""DCGAN discriminator returning one logit per image.
 
     Stride-2 Conv(4, 2, 1)-[BatchNorm]-LeakyReLU(0.2) stages down to ``base x base``, then a
     ``base x base`` convolution to one logit. Images in [0, 1] are mapped to [-1, 1] inside.
-    Not a :class:`Prior`; its constructor arguments are kept in ``self.config`` for checkpoints.
+    Not a :class:`Prior`; its constructor arguments are captured in ``self.config`` for
+    checkpoints (see :class:`~genprior._config.ConfigMixin`).
 
     Args:
         ndf: width of the first layer (later layers are wider by powers of 2).
@@ -169,8 +191,7 @@ class DCGANDiscriminator(nn.Module):
         super().__init__()
         if batch_norm is None:
             batch_norm = not spectral_norm
-        self.config = {"ndf": int(ndf), "nc": int(nc), "img_size": int(img_size),
-                       "spectral_norm": bool(spectral_norm), "batch_norm": bool(batch_norm)}
+        self.register_to_config(spectral_norm=bool(spectral_norm), batch_norm=bool(batch_norm))
         self.img_shape = (int(nc), int(img_size), int(img_size))
         base, n_down = dcgan_layout(img_size)
 

@@ -65,6 +65,8 @@ class LinearGenerator(Prior):
         tensor([[[[1., 3.]]]])
     """
 
+    config_ignore = ("W", "b")  # buffers, saved in model.safetensors
+
     def __init__(
         self,
         W: Tensor | list | None = None,
@@ -99,7 +101,8 @@ class LinearGenerator(Prior):
         else:
             b = torch.as_tensor(b, dtype=tdtype, device=device).detach().clone().reshape(-1)
         check_shape(b, "b", str(n))
-        super().__init__(latent_dim=d, img_shape=list(img_shape), dtype=dtype)
+        super().__init__()
+        self.register_to_config(latent_dim=d, dtype=dtype)
         self.img_shape = img_shape
         self.latent_shape = (d,)
         self.register_buffer("W", W)

@@ -20,7 +20,7 @@ from genprior._checks import check_shape
 from genprior._random import randn
 from genprior.priors.base import Prior, register_prior
 
-__all__ = ["MLPVAE", "gaussian_kl", "reparameterize"]
+__all__ = ["MLPVAE", "VAEPrior", "gaussian_kl", "reparameterize"]
 
 
 def gaussian_kl(mu: Tensor, logvar: Tensor) -> Tensor:
@@ -55,8 +55,85 @@ def reparameterize(
     return mu + (0.5 * logvar).exp() * eps
 
 
+class VAEPrior(Prior):
+    r"""A VAE whose decoder mean is the prior :math:`G(z) = \mathrm{sigmoid}(\mathrm{logits}(z))`.
+
+    Subclasses implement ``_encode``, ``_decode_logits`` (on checked inputs) and
+    :meth:`log_likelihood`; the shape checks, the ELBO and the training loss follow.
+    """
+
+    def encode(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        r"""Parameters ``(mu, logvar)`` of :math:`q(z \mid x)`.
+
+        Shape:
+            - x: ``(B, C, H, W)`` in [0, 1]
+            - mu, logvar: ``(B, *latent_shape)``
+        """
+        check_shape(x, "x", "B {} {} {}".format(*self.img_shape))
+        return self._encode(x)
+
+    def decode_logits(self, z: Tensor) -> Tensor:
+        """Pre-sigmoid decoder output (Bernoulli logits for :class:`MLPVAE`).
+
+        Shape:
+            - z: ``(B, *latent_shape)``
+            - output: ``(B, C, H, W)``
+        """
+        check_shape(z, "z", "B " + " ".join(map(str, self.latent_shape)))
+        return self._decode_logits(z)
+
+    def _encode(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        raise NotImplementedError
+
+    def _decode_logits(self, z: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def log_likelihood(self, x: Tensor, z: Tensor) -> Tensor:
+        r""":math:`\log p(x \mid z)` per image, in nats.
+
+        Shape:
+            - x: ``(B, C, H, W)`` in [0, 1]
+            - z: ``(B, *latent_shape)``
+            - output: ``(B,)``
+        """
+        raise NotImplementedError
+
+    def decode(self, z: Tensor) -> Tensor:
+        """Decoder means :math:`G(z) = \\mathrm{sigmoid}(\\mathrm{logits}(z))` in [0, 1].
+
+        Shape:
+            - z: ``(B, *latent_shape)``
+            - output: ``(B, C, H, W)``
+        """
+        return torch.sigmoid(self.decode_logits(z))
+
+    def elbo(self, x: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
+        r"""Single-sample ELBO per image in nats:
+        :math:`\log p(x \mid z) - \mathrm{KL}(q(z \mid x) \,\|\, \mathcal N(0, I))`,
+        :math:`z = \mu + \sigma \varepsilon` with :math:`\varepsilon` drawn from ``generator``.
+
+        Args:
+            x: images in [0, 1].
+            generator: source of :math:`\varepsilon`.
+
+        Returns:
+            ELBO per image.
+
+        Shape:
+            - x: ``(B, C, H, W)``
+            - output: ``(B,)``
+        """
+        mu, logvar = self.encode(x)
+        z = reparameterize(mu, logvar, generator=generator)
+        return self.log_likelihood(x, z) - gaussian_kl(mu, logvar)
+
+    def loss(self, x: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
+        """Training loss: minus the batch-mean :meth:`elbo` (a scalar)."""
+        return -self.elbo(x, generator=generator).mean()
+
+
 @register_prior
-class MLPVAE(Prior):
+class MLPVAE(VAEPrior):
     r"""Fully connected Bernoulli VAE (the CSGM MNIST VAE with the defaults).
 
     Args:
@@ -79,8 +156,7 @@ class MLPVAE(Prior):
     ) -> None:
         if len(img_shape) != 3:
             raise ValueError(f"img_shape must be (C, H, W), got {tuple(img_shape)}")
-        super().__init__(img_shape=[int(s) for s in img_shape], hidden=int(hidden),
-                         latent_dim=int(latent_dim))
+        super().__init__()
         self.img_shape = tuple(int(s) for s in img_shape)
         self.latent_shape = (int(latent_dim),)
         n = math.prod(self.img_shape)
@@ -100,71 +176,25 @@ class MLPVAE(Prior):
                 nn.init.xavier_uniform_(m.weight, generator=generator)
                 nn.init.zeros_(m.bias)
 
-    def encode(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        r"""Parameters of :math:`q(z \mid x) = \mathcal N(\mu, \mathrm{diag}(e^{\mathrm{logvar}}))`.
-
-        Args:
-            x: images in [0, 1].
-
-        Returns:
-            ``(mu, logvar)``.
-
-        Shape:
-            - x: ``(B, C, H, W)``
-            - mu, logvar: ``(B, latent_dim)``
-        """
-        check_shape(x, "x", "B {} {} {}".format(*self.img_shape))
+    def _encode(self, x: Tensor) -> tuple[Tensor, Tensor]:
         h = F.softplus(self.enc1(x.flatten(1)))
         h = F.softplus(self.enc2(h))
         return self.fc_mu(h), self.fc_logvar(h)
 
-    def decode_logits(self, z: Tensor) -> Tensor:
-        """Bernoulli logits of :math:`p(x \\mid z)`.
-
-        Shape:
-            - z: ``(B, latent_dim)``
-            - output: ``(B, C, H, W)``
-        """
-        check_shape(z, "z", f"B {self.latent_shape[0]}")
+    def _decode_logits(self, z: Tensor) -> Tensor:
         h = F.softplus(self.dec1(z))
         h = F.softplus(self.dec2(h))
         return self.dec_out(h).reshape(z.shape[0], *self.img_shape)
 
-    def decode(self, z: Tensor) -> Tensor:
-        """Bernoulli means :math:`G(z) = \\mathrm{sigmoid}(\\mathrm{logits}(z))` in [0, 1].
+    def log_likelihood(self, x: Tensor, z: Tensor) -> Tensor:
+        r"""Bernoulli :math:`\log p(x \mid z)` per image: minus the binary cross-entropy with
+        logits, summed over pixels (for non-binary ``x`` in [0, 1], the usual cross-entropy
+        surrogate).
 
         Shape:
+            - x: ``(B, C, H, W)`` in [0, 1]
             - z: ``(B, latent_dim)``
-            - output: ``(B, C, H, W)``
-        """
-        return torch.sigmoid(self.decode_logits(z))
-
-    def elbo(self, x: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
-        r"""Single-sample ELBO per image in nats:
-        :math:`\log p(x \mid z) - \mathrm{KL}(q(z \mid x) \,\|\, \mathcal N(0, I))`,
-        :math:`z = \mu + \sigma \varepsilon` with :math:`\varepsilon` drawn from ``generator``.
-
-        The Bernoulli log-likelihood is minus the binary cross-entropy with logits, summed over
-        pixels (for non-binary ``x`` in [0, 1] this is the usual cross-entropy surrogate).
-
-        Args:
-            x: images in [0, 1].
-            generator: source of :math:`\varepsilon`.
-
-        Returns:
-            ELBO per image.
-
-        Shape:
-            - x: ``(B, C, H, W)``
             - output: ``(B,)``
         """
-        check_shape(x, "x", "B {} {} {}".format(*self.img_shape))
-        mu, logvar = self.encode(x)
-        z = reparameterize(mu, logvar, generator=generator)
         logits = self.decode_logits(z)
-        log_lik = -F.binary_cross_entropy_with_logits(logits, x, reduction="none").flatten(1).sum(1)
-        return log_lik - gaussian_kl(mu, logvar)
-
-    def loss(self, x: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
-        """Training loss: minus the batch-mean :meth:`elbo` (a scalar)."""
-        return -self.elbo(x, generator=generator).mean()
+        return -F.binary_cross_entropy_with_logits(logits, x, reduction="none").flatten(1).sum(1)

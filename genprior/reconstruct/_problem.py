@@ -11,6 +11,7 @@ from genprior._checks import check_finite
 from genprior._physics import forward
 from genprior._random import randn
 from genprior.optim.data_fidelity import soft_threshold, sum_sq
+from genprior.priors.conditional import is_conditional
 
 __all__ = [
     "check_latent_prior",
@@ -50,7 +51,7 @@ def check_latent_prior(prior) -> None:
     Raises:
         TypeError: a conditional generator, or an object without the :class:`Prior` interface.
     """
-    if getattr(prior, "is_conditional", False):
+    if is_conditional(prior):
         raise TypeError(
             f"{type(prior).__name__} is a conditional generator x = f(y, eps); latent methods "
             f"(csgm, sparse-gen, langevin) need a latent prior x = G(z). Use it with "

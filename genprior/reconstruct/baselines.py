@@ -134,8 +134,10 @@ def conditional(y: Tensor, A, model, *, generator: torch.Generator | None = None
     own = getattr(model, "operator", None)
     if own is None or not hasattr(own, "config") or not hasattr(A, "config"):
         raise TypeError("conditional reconstruction needs a conditional model with an operator")
-    mine = {k: v for k, v in A.config().items() if k != "noise_std"}
-    theirs = {k: v for k, v in own.config().items() if k != "noise_std"}
+    mine = {"type": type(A).__name__,
+            **{k: v for k, v in A.config.items() if k != "noise_std"}}
+    theirs = {"type": type(own).__name__,
+              **{k: v for k, v in own.config.items() if k != "noise_std"}}
     if mine != theirs:
         raise ValueError(f"the model was trained for the operator {theirs}, got {mine}")
     y, _ = _prepare(y, A, None)

@@ -41,6 +41,7 @@ from genprior.optim import (
     make_step,
 )
 from genprior.optim.steps import OPTIMIZERS
+from genprior.priors.base import _reference_tensor
 from genprior.reconstruct._problem import (
     check_latent_prior,
     check_measurements,
@@ -69,14 +70,6 @@ class CSGMOptions(TypedDict, total=False):
     generator: torch.Generator | None
     z_init: Tensor | None
     loss_reduction: str
-
-
-def _reference_tensor(prior) -> Tensor:
-    for t in prior.parameters():
-        return t
-    for t in prior.buffers():
-        return t
-    return torch.zeros(())
 
 
 def _check_options(*, lam, restarts, steps, lr, optimizer, select, early_stop_tol, patience,

@@ -25,58 +25,78 @@ Example:
 
 from __future__ import annotations
 
-import argparse
+from dataclasses import dataclass, field
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
-from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import TensorDataset
+from torch import Tensor
 
-from genprior._random import make_generator, randn
+from genprior._flags import flag
+from genprior._random import make_generator
 from genprior.priors.conditional import ConditionalSR, SRDiscriminator, init_weights_
-from genprior.training.common import (
-    EMA,
-    Precision,
-    RunContext,
-    TrainState,
-    add_common_arguments,
-    finish,
-    fit,
-    load_image_data,
-    make_loader,
-    parse_range,
-    rank_generator,
-    setup_run,
-)
+from genprior.training.adversarial import add_instance_noise, instance_noise_std
+from genprior.training.config import TrainConfig, deprecated_entry_points
+from genprior.training.ema import EMA
+from genprior.training.loop import TrainState
+from genprior.training.run import TrainingRun, TrainResult
 
 HELP = "train a range-constrained super-resolution network (AffGAN, or its MSE twin)"
 
-__all__ = ["HELP", "add_arguments", "instance_noise_std", "main", "split_unpaired"]
+__all__ = ["HELP", "AffGANTrainConfig", "add_arguments", "instance_noise_std", "main",
+           "split_unpaired", "train_affgan"]
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--loss", choices=("gan", "mse"), default="gan",
-                        help="gan: AffGAN on unpaired halves; mse: AffMSE on pairs")
-    parser.add_argument("--factor", type=int, default=4, help="downsampling factor")
-    parser.add_argument("--kernel", choices=("box", "bicubic"), default="box",
-                        help="anti-aliasing kernel of the downsampling operator")
-    parser.add_argument("--width", type=int, default=48, help="generator body width")
-    parser.add_argument("--n-blocks", type=int, default=5, help="generator residual blocks")
-    parser.add_argument("--noise-channels", type=int, default=8,
-                        help="channels of the generator's noise input (0: deterministic)")
-    parser.add_argument("--d-width", type=int, default=32, help="discriminator first width")
-    parser.add_argument("--lr-d", type=float, default=None,
-                        help="discriminator learning rate (default: --lr)")
-    parser.add_argument("--instance-noise", type=float, default=0.1,
-                        help="initial std of the Gaussian instance noise on the discriminator's "
-                             "inputs (images in [0, 1]), annealed linearly to 0")
-    parser.add_argument("--anneal-steps", type=int, default=None,
-                        help="steps over which the instance noise reaches 0 (default: the run's "
-                             "total number of steps)")
-    parser.add_argument("--ema-decay", type=float, default=0.999,
-                        help="EMA of the generator weights; final/ holds the EMA weights")
-    add_common_arguments(parser, epochs=1000, batch_size=32, lr=2e-4, img_size=64)
+@dataclass(kw_only=True)
+class AffGANTrainConfig(TrainConfig):
+    """What :func:`train_affgan` trains: the loss (AffGAN or AffMSE), the operator, the two
+    networks' sizes and the instance noise, on top of the :class:`TrainConfig` fields.
+
+    Raises:
+        ValueError: ``img_size`` not divisible by ``factor``, negative ``instance_noise`` or
+            ``anneal_steps``, non-positive ``lr_d`` (and the checks of :class:`TrainConfig`).
+
+    Example:
+        >>> cfg = AffGANTrainConfig(data="data/celeba", out="runs/sr4", loss="mse", lr=5e-4)
+        >>> cfg.factor, cfg.img_size, cfg.batch_size
+        (4, 64, 32)
+    """
+
+    epochs: int = 1000
+    batch_size: int = 32
+    lr: float = 2e-4
+    loss: Literal["gan", "mse"] = field(default="gan", metadata=flag(
+        "gan: AffGAN on unpaired halves; mse: AffMSE on pairs"))
+    factor: int = field(default=4, metadata=flag("downsampling factor"))
+    kernel: Literal["box", "bicubic"] = field(default="box", metadata=flag(
+        "anti-aliasing kernel of the downsampling operator"))
+    width: int = field(default=48, metadata=flag("generator body width"))
+    n_blocks: int = field(default=5, metadata=flag("generator residual blocks"))
+    noise_channels: int = field(default=8, metadata=flag(
+        "channels of the generator's noise input (0: deterministic)"))
+    d_width: int = field(default=32, metadata=flag("discriminator first width"))
+    lr_d: float | None = field(default=None, metadata=flag(
+        "discriminator learning rate (default: --lr)"))
+    instance_noise: float = field(default=0.1, metadata=flag(
+        "initial std of the Gaussian instance noise on the discriminator's inputs (images in "
+        "[0, 1]), annealed linearly to 0"))
+    anneal_steps: int | None = field(default=None, metadata=flag(
+        "steps over which the instance noise reaches 0 (default: the run's total number of "
+        "steps)"))
+    ema_decay: float = field(default=0.999, metadata=flag(
+        "EMA of the generator weights; final/ holds the EMA weights"))
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.img_size is None or self.img_size % self.factor:
+            raise ValueError(f"--img-size must be divisible by --factor {self.factor}, "
+                             f"got {self.img_size}")
+        if self.lr_d is not None and self.lr_d <= 0:
+            raise ValueError(f"--lr-d must be positive, got {self.lr_d}")
+        if self.anneal_steps is not None and self.anneal_steps < 0:
+            raise ValueError(f"--anneal-steps must be >= 0, got {self.anneal_steps}")
+        if self.instance_noise < 0:
+            raise ValueError(f"--instance-noise must be >= 0, got {self.instance_noise}")
 
 
 def split_unpaired(x: Tensor) -> tuple[Tensor, Tensor]:
@@ -96,90 +116,67 @@ def split_unpaired(x: Tensor) -> tuple[Tensor, Tensor]:
     return x[:n], x[n:]
 
 
-def instance_noise_std(step: int, *, start: float, anneal_steps: int) -> float:
-    """Linear annealing ``start * max(0, 1 - step / anneal_steps)``."""
-    if anneal_steps <= 0:
-        return 0.0
-    return float(start) * max(0.0, 1.0 - step / anneal_steps)
+def _sr_model(config: AffGANTrainConfig, img_shape: tuple[int, int, int]) -> ConditionalSR:
+    model = ConditionalSR(img_size=img_shape, factor=config.factor, kernel=config.kernel,
+                          width=config.width, n_blocks=config.n_blocks,
+                          noise_channels=config.noise_channels)
+    model.reset_parameters(generator=make_generator(config.seed))
+    return model
 
 
-def _wrap(module: nn.Module, ctx: RunContext) -> nn.Module:
-    if not ctx.dist.distributed:
-        return module
-    return DistributedDataParallel(
-        module, device_ids=[ctx.device] if ctx.device.type == "cuda" else None)
+def _discriminator(config: AffGANTrainConfig, img_shape: tuple[int, int, int]) -> SRDiscriminator:
+    disc = SRDiscriminator(channels=img_shape[0], img_size=img_shape[1], width=config.d_width)
+    init_weights_(disc, generator=make_generator(config.seed + 1))
+    return disc
 
 
-def _check_args(args: argparse.Namespace) -> None:
-    if args.instance_noise < 0:
-        raise ValueError(f"--instance-noise must be >= 0, got {args.instance_noise}")
-    if args.anneal_steps is not None and args.anneal_steps < 0:
-        raise ValueError(f"--anneal-steps must be >= 0, got {args.anneal_steps}")
-    if args.lr_d is not None and args.lr_d <= 0:
-        raise ValueError(f"--lr-d must be positive, got {args.lr_d}")
-    if args.img_size is None or args.img_size % args.factor:
-        raise ValueError(f"--img-size must be divisible by --factor {args.factor}, "
-                         f"got {args.img_size}")
+def train_affgan(config: AffGANTrainConfig) -> TrainResult:
+    """Train a range-constrained super-resolution network (AffGAN, or AffMSE with
+    ``loss="mse"``), as ``genprior train affgan`` does; errors are those of :class:`TrainingRun`.
 
-
-def main(args: argparse.Namespace) -> int:
-    _check_args(args)
-    ctx: RunContext = setup_run(args)
-    try:
-        data = load_image_data(args.data, img_size=args.img_size,
-                               id_range=parse_range(args.train_range)).tensors[0]
-        if args.loss == "gan":
+    Returns:
+        ``model``: the EMA weights of ``out/final`` (a :class:`ConditionalSR`).
+    """
+    gan = config.loss == "gan"
+    with TrainingRun(config) as run:
+        data = run.images()
+        if gan:
             x_lr_half, x_hr_half = split_unpaired(data)
-            hr_pool = x_hr_half.to(ctx.device)
+            hr_pool = x_hr_half.to(run.device)
         else:
             x_lr_half, hr_pool = data, None
         img_shape = tuple(data.shape[1:])
-        model = ConditionalSR(img_size=img_shape, factor=args.factor, kernel=args.kernel,
-                              width=args.width, n_blocks=args.n_blocks,
-                              noise_channels=args.noise_channels)
-        model.reset_parameters(generator=make_generator(args.seed))
-        model = model.to(ctx.device)
-        ema = EMA(model, decay=args.ema_decay)
-        generator = _wrap(model, ctx)
-        opt_g = torch.optim.Adam(model.parameters(), lr=args.lr,
-                                 betas=(0.5, 0.999) if args.loss == "gan" else (0.9, 0.999))
-        modules: dict[str, nn.Module] = {"model": model, "ema": ema}
+        model = run.init(lambda: _sr_model(config, img_shape))
+        ema = EMA(model, decay=config.ema_decay)
+        generator = run.wrap(model)
+        opt_g = torch.optim.Adam(model.parameters(), lr=config.lr,
+                                 betas=(0.5, 0.999) if gan else (0.9, 0.999))
+        modules = {"model": model, "ema": ema}
         optimizers = {"adam_g": opt_g}
-        if args.loss == "gan":
-            disc = SRDiscriminator(channels=img_shape[0], img_size=img_shape[1],
-                                   width=args.d_width)
-            init_weights_(disc, generator=make_generator(args.seed + 1))
-            disc = disc.to(ctx.device)
-            critic = _wrap(disc, ctx)
-            opt_d = torch.optim.Adam(disc.parameters(), lr=args.lr_d or args.lr,
+        if gan:
+            disc = run.init(lambda: _discriminator(config, img_shape))
+            critic = run.wrap(disc)
+            opt_d = torch.optim.Adam(disc.parameters(), lr=config.lr_d or config.lr,
                                      betas=(0.5, 0.999))
             modules["disc"] = disc
             optimizers["adam_d"] = opt_d
-        precision = Precision(args.precision, ctx.device)
-        noise = rank_generator(ctx)
+        precision, noise = run.precision, run.noise
         A = model.operator
-
-        loader, sampler = make_loader(TensorDataset(x_lr_half), ctx, batch_size=args.batch_size,
-                                      num_workers=args.num_workers)
-        total = args.epochs * (sampler.num_samples // args.batch_size)
-        if args.max_steps is not None:
-            total = min(total, args.max_steps)
-        anneal = args.anneal_steps if args.anneal_steps is not None else total
+        total = run.make_loader(x_lr_half)
+        anneal = config.anneal_steps if config.anneal_steps is not None else total
 
         def perturb(x: Tensor, sigma: float) -> Tensor:
-            if sigma == 0:
-                return x
-            return x + sigma * randn(x.shape, generator=noise, device=x.device, dtype=x.dtype)
+            return add_instance_noise(x, sigma, generator=noise)
 
         def gan_step(x: Tensor, state: TrainState) -> dict[str, float]:
             model.train()
             b = x.shape[0]
             with torch.no_grad():
                 y = A.A(x)
-            idx = torch.randint(hr_pool.shape[0], (b,), generator=noise).to(ctx.device)
+            idx = torch.randint(hr_pool.shape[0], (b,), generator=noise).to(run.device)
             x_real = hr_pool[idx]
             eps = model.sample_latent(b, generator=noise)
-            sigma = instance_noise_std(state.step, start=args.instance_noise,
+            sigma = instance_noise_std(state.step, start=config.instance_noise,
                                        anneal_steps=anneal)
             with precision.autocast():
                 x_fake = generator(y, eps)
@@ -207,39 +204,27 @@ def main(args: argparse.Namespace) -> int:
             ema.update(model)
             return {"mse": float(loss.detach())}
 
-        x_show = x_lr_half[:8].to(ctx.device)
+        x_show = x_lr_half[:8].to(run.device)
         y_show = A.A(x_show)
 
         @torch.no_grad()
         def sample() -> Tensor:
-            g = make_generator(args.seed)
+            g = make_generator(config.seed)
             outs = ema.module.eval().sample(y_show, 2, generator=g)
             return torch.cat([A.A_dagger(y_show), outs[0], outs[1], x_show]).clamp(0, 1)
 
-        names = (["d_loss", "g_loss", "d_real", "d_fake", "instance_noise"]
-                 if args.loss == "gan" else ["mse"])
-        config = {"kind": "affgan", "loss": args.loss, "model": model.config,
-                  "d_width": args.d_width if args.loss == "gan" else None,
-                  "batch_size": args.batch_size, "lr": args.lr, "lr_d": args.lr_d,
-                  "instance_noise": args.instance_noise, "anneal_steps": anneal,
-                  "ema_decay": args.ema_decay, "world_size": ctx.dist.world_size,
-                  "seed": args.seed, "train_range": args.train_range}
-        state = fit(args, ctx, loader=loader, sampler=sampler,
-                    step_fn=gan_step if args.loss == "gan" else mse_step,
-                    modules=modules, optimizers=optimizers, generators={"noise": noise},
-                    config=config, loss_names=names, sample_fn=sample)
-        if ctx.is_main:
-            ema.module.eval().save_pretrained(
-                ctx.out / "final",
-                training={"loss": args.loss, "steps": state.step,
-                          "epochs_completed": state.epoch, "data": str(args.data),
-                          "train_range": args.train_range,
-                          "unpaired_split": ("first half -> y, second half -> discriminator"
-                                             if args.loss == "gan" else "paired"),
-                          "batch_size": args.batch_size, "lr": args.lr, "lr_d": args.lr_d,
-                          "instance_noise": args.instance_noise, "anneal_steps": anneal,
-                          "ema_decay": args.ema_decay, "seed": args.seed})
-            print(f"saved {ctx.out / 'final'} after {state.step} steps")
-    finally:
-        finish(ctx)
-    return 0
+        shared = {"lr_d": config.lr_d, "instance_noise": config.instance_noise,
+                  "anneal_steps": anneal, "ema_decay": config.ema_decay}
+        state = run.fit(gan_step if gan else mse_step, modules=modules, optimizers=optimizers,
+                        config={"kind": "affgan", "loss": config.loss, "model": model.config,
+                                "d_width": config.d_width if gan else None,
+                                "train_range": config.train_range, **shared},
+                        loss_names=(["d_loss", "g_loss", "d_real", "d_fake", "instance_noise"]
+                                    if gan else ["mse"]),
+                        sample_fn=sample)
+        return run.save(state, {"final": ema.module}, loss=config.loss,
+                        unpaired_split=("first half -> y, second half -> discriminator"
+                                        if gan else "paired"), **shared)
+
+
+add_arguments, main = deprecated_entry_points(AffGANTrainConfig, train_affgan, __name__)

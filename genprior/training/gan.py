@@ -18,132 +18,121 @@ Example:
 
 from __future__ import annotations
 
-import argparse
+from dataclasses import dataclass, field
+from typing import Literal
 
 import torch
-import torch.nn.functional as F
-from torch import Tensor, nn
-from torch.nn.parallel import DistributedDataParallel
+from torch import Tensor
 
+from genprior._flags import flag
 from genprior._random import make_generator, randn
-from genprior.training.common import (
-    EMA,
-    Precision,
-    RunContext,
-    TrainState,
-    add_common_arguments,
-    finish,
-    fit,
-    load_image_data,
-    make_loader,
-    parse_range,
-    rank_generator,
-    seeded_init,
-    setup_run,
+from genprior.training.adversarial import (
+    add_instance_noise,
+    discriminator_loss,
+    generator_loss,
+    instance_noise_std,
 )
+from genprior.training.config import TrainConfig, deprecated_entry_points
+from genprior.training.ema import EMA
+from genprior.training.loop import TrainState
+from genprior.training.run import TrainingRun, TrainResult
 
 HELP = "train a DCGAN prior (non-saturating loss, generator EMA)"
 
-__all__ = ["HELP", "add_arguments", "discriminator_loss", "generator_loss", "main"]
+__all__ = ["HELP", "GANTrainConfig", "add_arguments", "discriminator_loss", "generator_loss",
+           "main", "train_gan"]
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--arch", choices=("dcgan",), default="dcgan", help="architecture")
-    parser.add_argument("--nz", type=int, default=100, help="latent dimension")
-    parser.add_argument("--ngf", type=int, default=64, help="generator width")
-    parser.add_argument("--ndf", type=int, default=64, help="discriminator width")
-    parser.add_argument("--ema-decay", type=float, default=0.999, help="generator EMA decay")
-    parser.add_argument("--label-smoothing", type=float, default=0.9,
-                        help="target of real images for D (one-sided; 1.0 disables)")
-    parser.add_argument("--instance-noise", type=float, default=0.0,
-                        help="initial std of the noise added to D's inputs (annealed to 0)")
-    parser.add_argument("--instance-noise-steps", type=int, default=None,
-                        help="steps over which the instance noise decays linearly to 0 "
-                             "(default: epochs x steps per epoch)")
-    parser.add_argument("--spectral-norm", action="store_true",
-                        help="spectral normalisation in D (and no BatchNorm)")
-    add_common_arguments(parser, epochs=25, batch_size=64, lr=2e-4, img_size=64)
+@dataclass(kw_only=True)
+class GANTrainConfig(TrainConfig):
+    """What :func:`train_gan` trains: DCGAN widths, the generator EMA and the discriminator's
+    stabilisers, on top of the :class:`TrainConfig` fields (defaults here: 25 epochs of batches
+    of 64, Adam 2e-4).
 
+    Raises:
+        ValueError: ``label_smoothing`` outside (0, 1] or negative ``instance_noise`` (and the
+            checks of :class:`TrainConfig`).
 
-def discriminator_loss(real_logits: Tensor, fake_logits: Tensor, *,
-                       real_target: float = 1.0) -> Tensor:
-    r""":math:`\mathrm{BCE}(D(x), t) + \mathrm{BCE}(D(G(z)), 0)` with real target :math:`t`
-    (one-sided label smoothing for :math:`t < 1`), batch means.
-
-    Shape:
-        - real_logits, fake_logits: ``(B,)``
-        - output: scalar
+    Example:
+        >>> cfg = GANTrainConfig(data="data/celeba", out="runs/dcgan", train_range="1:8000",
+        ...                      crop=54, ngf=32, ndf=32)
+        >>> cfg.epochs, cfg.batch_size, cfg.lr, cfg.label_smoothing
+        (25, 64, 0.0002, 0.9)
     """
-    real = F.binary_cross_entropy_with_logits(real_logits, torch.full_like(real_logits,
-                                                                           real_target))
-    fake = F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits))
-    return real + fake
+
+    epochs: int = 25
+    batch_size: int = 64
+    lr: float = 2e-4
+    arch: Literal["dcgan"] = field(default="dcgan", metadata=flag("architecture"))
+    nz: int = field(default=100, metadata=flag("latent dimension"))
+    ngf: int = field(default=64, metadata=flag("generator width"))
+    ndf: int = field(default=64, metadata=flag("discriminator width"))
+    ema_decay: float = field(default=0.999, metadata=flag("generator EMA decay"))
+    label_smoothing: float = field(default=0.9, metadata=flag(
+        "target of real images for D (one-sided; 1.0 disables)"))
+    instance_noise: float = field(default=0.0, metadata=flag(
+        "initial std of the noise added to D's inputs (annealed to 0)"))
+    instance_noise_steps: int | None = field(default=None, metadata=flag(
+        "steps over which the instance noise decays linearly to 0 (default: epochs x steps per "
+        "epoch)"))
+    spectral_norm: bool = field(default=False, metadata=flag(
+        "spectral normalisation in D (and no BatchNorm)"))
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not 0.0 < self.label_smoothing <= 1.0:
+            raise ValueError(f"--label-smoothing must be in (0, 1], got {self.label_smoothing}")
+        if self.instance_noise < 0:
+            raise ValueError(f"--instance-noise must be >= 0, got {self.instance_noise}")
 
 
-def generator_loss(fake_logits: Tensor) -> Tensor:
-    r"""Non-saturating generator loss :math:`-\log \sigma(D(G(z)))`, batch mean.
+def train_gan(config: GANTrainConfig) -> TrainResult:
+    """Train a DCGAN (non-saturating loss, generator EMA), as ``genprior train gan`` does.
 
-    Shape:
-        - fake_logits: ``(B,)``
-        - output: scalar
+    ``out/final`` holds the EMA generator, ``out/final-raw`` the raw one; besides the errors of
+    :class:`TrainingRun`, non-square images are refused.
+
+    Returns:
+        ``model``: the EMA generator of ``out/final``.
     """
-    return F.softplus(-fake_logits).mean()
-
-
-def main(args: argparse.Namespace) -> int:
     from genprior.priors.dcgan import DCGANDiscriminator, DCGANGenerator, dcgan_init_
 
-    ctx: RunContext = setup_run(args)
-    try:
-        if not 0.0 < args.label_smoothing <= 1.0:
-            raise ValueError(f"--label-smoothing must be in (0, 1], got {args.label_smoothing}")
-        if args.instance_noise < 0:
-            raise ValueError(f"--instance-noise must be >= 0, got {args.instance_noise}")
-        data = load_image_data(args.data, img_size=args.img_size, crop=args.crop,
-                               id_range=parse_range(args.train_range))
-        nc, h, w = data.tensors[0].shape[1:]
+    with TrainingRun(config) as run:
+        x = run.images()
+        nc, h, w = x.shape[1:]
         if h != w:
-            raise ValueError(f"DCGAN needs square images, --data {args.data} gives {h}x{w}")
-        init = make_generator(args.seed)
-        with seeded_init(args.seed):
-            G = dcgan_init_(DCGANGenerator(nz=args.nz, ngf=args.ngf, nc=nc, img_size=h),
-                            generator=init).to(ctx.device)
-            D = dcgan_init_(DCGANDiscriminator(ndf=args.ndf, nc=nc, img_size=h,
-                                               spectral_norm=args.spectral_norm),
-                            generator=init).to(ctx.device)
-        ema = EMA(G, args.ema_decay)
-        G_train: nn.Module = G
-        D_train: nn.Module = D
-        if ctx.dist.distributed:
-            ids = [ctx.device] if ctx.device.type == "cuda" else None
-            G_train = DistributedDataParallel(G, device_ids=ids)
-            D_train = DistributedDataParallel(D, device_ids=ids)
-        opt_g = torch.optim.Adam(G.parameters(), lr=args.lr, betas=(0.5, 0.999))
-        opt_d = torch.optim.Adam(D.parameters(), lr=args.lr, betas=(0.5, 0.999))
-        precision = Precision(args.precision, ctx.device)
-        noise = rank_generator(ctx)
-        z_fixed = G.sample_latent(64, generator=make_generator(args.seed))
-        loader, sampler = make_loader(data, ctx, batch_size=args.batch_size,
-                                      num_workers=args.num_workers)
-        anneal = args.instance_noise_steps or args.epochs * (sampler.num_samples
-                                                            // args.batch_size)
+            raise ValueError(f"DCGAN needs square images, --data {config.data} gives {h}x{w}")
+        init = make_generator(config.seed)
+        G, D = run.init(lambda: (
+            dcgan_init_(DCGANGenerator(nz=config.nz, ngf=config.ngf, nc=nc, img_size=h),
+                        generator=init),
+            dcgan_init_(DCGANDiscriminator(ndf=config.ndf, nc=nc, img_size=h,
+                                           spectral_norm=config.spectral_norm),
+                        generator=init)))
+        ema = EMA(G, config.ema_decay)
+        G_train, D_train = run.wrap(G), run.wrap(D)
+        opt_g = torch.optim.Adam(G.parameters(), lr=config.lr, betas=(0.5, 0.999))
+        opt_d = torch.optim.Adam(D.parameters(), lr=config.lr, betas=(0.5, 0.999))
+        precision, noise = run.precision, run.noise
+        z_fixed = G.sample_latent(64, generator=make_generator(config.seed))
+        run.make_loader(x)
+        anneal = config.instance_noise_steps or config.epochs * run.steps_per_epoch
 
         def noisy(x: Tensor, sigma: float) -> Tensor:
-            if sigma == 0.0:
-                return x
-            return x + sigma * randn(x.shape, generator=noise, device=x.device, dtype=x.dtype)
+            return add_instance_noise(x, sigma, generator=noise)
 
         def step(x: Tensor, state: TrainState) -> dict[str, float]:
             G.train()
             D.train()
-            sigma = args.instance_noise * max(0.0, 1.0 - state.step / anneal)
-            z = randn((x.shape[0], args.nz), generator=noise, device=x.device, dtype=x.dtype)
+            sigma = instance_noise_std(state.step, start=config.instance_noise,
+                                       anneal_steps=anneal)
+            z = randn((x.shape[0], config.nz), generator=noise, device=x.device, dtype=x.dtype)
             with precision.autocast():
                 fake = G_train(z)
                 real_logits = D_train(noisy(x, sigma))
                 fake_logits = D_train(noisy(fake.detach(), sigma))
                 loss_d = discriminator_loss(real_logits, fake_logits,
-                                            real_target=args.label_smoothing)
+                                            real_target=config.label_smoothing)
             precision.step(loss_d, opt_d)
             with precision.autocast():
                 loss_g = generator_loss(D_train(noisy(fake, sigma)))
@@ -158,27 +147,19 @@ def main(args: argparse.Namespace) -> int:
         def sample() -> Tensor:
             return ema.module.eval().decode(z_fixed)
 
-        config = {"kind": "gan", "arch": args.arch, "generator": G.config,
-                  "discriminator": D.config, "ema_decay": args.ema_decay,
-                  "label_smoothing": args.label_smoothing,
-                  "instance_noise": args.instance_noise, "instance_noise_steps": anneal,
-                  "batch_size": args.batch_size,
-                  "lr": args.lr, "world_size": ctx.dist.world_size, "seed": args.seed}
-        state = fit(args, ctx, loader=loader, sampler=sampler, step_fn=step,
-                    modules={"G": G, "D": D, "G_ema": ema.module},
-                    optimizers={"G": opt_g, "D": opt_d}, generators={"noise": noise},
-                    config=config, loss_names=["loss_d", "loss_g", "d_real", "d_fake", "sigma"],
-                    sample_fn=sample)
-        if ctx.is_main:
-            info = {"steps": state.step, "epochs_completed": state.epoch,
-                    "data": str(args.data), "train_range": args.train_range,
-                    "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed,
-                    "ema_decay": args.ema_decay, "label_smoothing": args.label_smoothing,
-                    "instance_noise": args.instance_noise, "spectral_norm": args.spectral_norm,
-                    "ndf": args.ndf}
-            ema.module.eval().save_pretrained(ctx.out / "final", training=info)
-            G.eval().save_pretrained(ctx.out / "final-raw", training=info)
-            print(f"saved {ctx.out / 'final'} (EMA generator) after {state.step} steps")
-    finally:
-        finish(ctx)
-    return 0
+        state = run.fit(step, modules={"G": G, "D": D, "G_ema": ema.module},
+                        optimizers={"G": opt_g, "D": opt_d},
+                        config={"kind": "gan", "arch": config.arch, "generator": G.config,
+                                "discriminator": D.config, "ema_decay": config.ema_decay,
+                                "label_smoothing": config.label_smoothing,
+                                "instance_noise": config.instance_noise,
+                                "instance_noise_steps": anneal},
+                        loss_names=["loss_d", "loss_g", "d_real", "d_fake", "sigma"],
+                        sample_fn=sample)
+        return run.save(state, {"final": ema.module, "final-raw": G}, what=" (EMA generator)",
+                        ema_decay=config.ema_decay, label_smoothing=config.label_smoothing,
+                        instance_noise=config.instance_noise,
+                        spectral_norm=config.spectral_norm, ndf=config.ndf)
+
+
+add_arguments, main = deprecated_entry_points(GANTrainConfig, train_gan, __name__)

@@ -1,0 +1,169 @@
+"""The resumable step loop every trainer runs.
+
+A trainer builds its models and optimisers, then hands :func:`fit` a ``step_fn`` that does one
+optimisation step on a batch and returns a dict of scalar losses. :func:`fit` owns the rest:
+epochs, ``max_steps``, checkpoints every ``ckpt_every`` steps (atomic, via
+:func:`genprior.training.checkpoint.save_checkpoint`), resuming, a CSV loss log and a PNG sample
+grid written as it goes. Under ``torchrun`` only rank 0 writes.
+
+Resuming is exact on CPU: the data order is a pure function of ``(seed, epoch)``
+(:class:`~genprior.data.ResumableSampler`), the position inside the epoch is checkpointed, and so
+are every ``torch.Generator`` and the global CPU RNG state.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch import Tensor, nn
+from torch.utils.data import DataLoader
+
+from genprior.data.training_data import ResumableSampler
+from genprior.training.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
+from genprior.training.logging import CSVLogger, progress_bar, save_sample_grid
+
+__all__ = ["TrainState", "fit", "total_steps"]
+
+
+@dataclass
+class TrainState:
+    """Counters saved in every checkpoint: ``step`` (optimisation steps done), ``epoch`` and
+    ``batch`` (batches of that epoch done), plus the JSON-able run ``config``."""
+
+    step: int = 0
+    epoch: int = 0
+    batch: int = 0
+    config: dict[str, Any] = field(default_factory=dict)
+
+
+def total_steps(steps_per_epoch: int, *, epochs: int, max_steps: int | None = None) -> int:
+    """Steps a run makes in all: ``epochs * steps_per_epoch``, capped by ``max_steps``."""
+    total = epochs * steps_per_epoch
+    return total if max_steps is None else min(total, max_steps)
+
+
+def _check_config(path: Path, saved: dict[str, Any], current: dict[str, Any]) -> None:
+    diff = {k: (saved.get(k), current.get(k)) for k in set(saved) | set(current)
+            if saved.get(k) != current.get(k)}
+    if diff:
+        detail = ", ".join(f"{k}: checkpoint {a!r} vs now {b!r}" for k, (a, b) in sorted(diff.items()))
+        raise ValueError(f"checkpoint {path} was written for another model/run configuration "
+                         f"({detail}); start a new --out or pass matching flags")
+
+
+def fit(
+    *,
+    out: str | os.PathLike,
+    loader: DataLoader,
+    sampler: ResumableSampler,
+    step_fn: Callable[[Tensor, TrainState], dict[str, float]],
+    modules: dict[str, nn.Module],
+    optimizers: dict[str, torch.optim.Optimizer],
+    generators: dict[str, torch.Generator],
+    config: dict[str, Any],
+    loss_names: Sequence[str],
+    epochs: int,
+    device: torch.device | str = "cpu",
+    is_main: bool = True,
+    sample_fn: Callable[[], Tensor] | None = None,
+    max_steps: int | None = None,
+    max_minutes: float | None = None,
+    ckpt_every: int = 500,
+    sample_every: int = 500,
+    resume: str | os.PathLike | None = None,
+) -> TrainState:
+    """Run the training loop shared by every trainer.
+
+    Args:
+        out: the run folder (``checkpoint.safetensors``, ``log.csv``, ``samples.png``).
+        loader, sampler: a loader over the training set and its :class:`ResumableSampler`
+            (:func:`genprior.training.run.make_loader`).
+        step_fn: does one optimisation step on a batch (already on ``device``) and returns
+            scalar losses named as in ``loss_names``.
+        modules, optimizers, generators: everything a checkpoint must hold (models, EMA copies,
+            optimisers, noise generators).
+        config: JSON-able description of the architecture and run; a resumed checkpoint must
+            carry the same one.
+        loss_names: columns of ``log.csv``.
+        epochs: passes over the data.
+        device: where batches go.
+        is_main: whether this process writes (rank 0).
+        sample_fn: returns images in [0, 1] for ``samples.png`` (called on the main process only).
+        max_steps: stop after this many steps in total.
+        max_minutes: stop (with a checkpoint) after this much wall time.
+        ckpt_every, sample_every: write the checkpoint / ``samples.png`` every N steps
+            (0: only at the end).
+        resume: a checkpoint to continue from.
+
+    Returns:
+        the final :class:`TrainState`.
+
+    Raises:
+        FileNotFoundError: ``resume`` does not exist.
+        ValueError: naming the checkpoint when ``resume`` holds another architecture.
+    """
+    out = Path(out)
+    state = TrainState(config=config)
+    if resume is not None:
+        resume = Path(resume)
+        saved = load_checkpoint(resume, modules=modules, optimizers=optimizers,
+                                generators=generators) if resume.is_file() else None
+        if saved is None:
+            raise FileNotFoundError(f"--resume checkpoint not found: {resume}")
+        _check_config(resume, saved.get("config", {}), config)
+        state = TrainState(step=saved["step"], epoch=saved["epoch"], batch=saved["batch"],
+                           config=config)
+    steps_per_epoch = sampler.num_samples // loader.batch_size
+    total = total_steps(steps_per_epoch, epochs=epochs, max_steps=max_steps)
+    logger = CSVLogger(out / "log.csv", loss_names,
+                       resume_step=state.step if resume is not None else None) if is_main else None
+    bar = progress_bar(total=total, initial=min(state.step, total), enabled=is_main,
+                       desc=f"train {out.name}")
+    t0 = time.monotonic()
+
+    def checkpoint() -> None:
+        if is_main:
+            save_checkpoint(out / CHECKPOINT_NAME, modules=modules, optimizers=optimizers,
+                            generators=generators,
+                            state={"step": state.step, "epoch": state.epoch,
+                                   "batch": state.batch, "config": config})
+
+    def samples() -> None:
+        if is_main and sample_fn is not None:
+            save_sample_grid(out / "samples.png", sample_fn())
+
+    out_of_time = False
+    while state.step < total and state.epoch < epochs and not out_of_time:
+        sampler.set_epoch(state.epoch, start=state.batch * loader.batch_size)
+        for (x,) in loader:
+            losses = step_fn(x.to(device, non_blocking=True), state)
+            state.step += 1
+            state.batch += 1
+            if logger is not None:
+                logger.log(state.step, state.epoch, time.monotonic() - t0, losses)
+                bar.set_postfix({k: f"{v:.4g}" for k, v in losses.items()}, refresh=False)
+                bar.update(1)
+            if ckpt_every and state.step % ckpt_every == 0:
+                checkpoint()
+            if sample_every and state.step % sample_every == 0:
+                samples()
+            out_of_time = max_minutes is not None and time.monotonic() - t0 > 60.0 * max_minutes
+            if state.step >= total or out_of_time:
+                break
+        if state.batch >= steps_per_epoch:  # epoch complete (the loader drops the last partial batch)
+            state.epoch, state.batch = state.epoch + 1, 0
+    bar.close()
+    checkpoint()
+    samples()
+    if logger is not None:
+        logger.close()
+    if dist.is_initialized():
+        dist.barrier()
+    return state
