@@ -4,7 +4,12 @@ File formats:
     - images ``*.npz``: key ``"x"``, ``(B, C, H, W)``, float in [0, 1] (written as float32) or
       uint8 in 0..255 (read as ``x / 255``).
     - measurements ``*.npz``: key ``"y"`` ``(B, *meas_shape)``, optional key ``"x"`` (the ground
-      truth images, as above) and optional key ``"meta"`` (a JSON string).
+      truth images, as above), optional key ``"meta"`` (a JSON object as a string) and optional
+      key ``"operator_record"`` (a JSON object as a string: what the operator that measured
+      ``y`` was, written by ``genprior measure`` and checked by the commands that read ``y``).
+
+Every reader names the file in its errors and raises ``ValueError`` for a file that is not what
+it should be (truncated, corrupt, another format), never ``BadZipFile`` or ``zlib.error``.
 """
 
 from __future__ import annotations
@@ -12,6 +17,8 @@ from __future__ import annotations
 import io
 import json
 import os
+import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,11 +49,15 @@ class Measurements:
         y: the measurements, ``(B, *meas_shape)``.
         x: the ground-truth images ``(B, C, H, W)`` in [0, 1], or ``None`` when not stored.
         meta: JSON-able metadata (operator spec, noise level, seed, ...).
+        operator_record: what the operator that measured ``y`` was (``{"spec", "seed",
+            "noise_std", "type", "config", "sha256"}``, see ``genprior.cli._inputs``), or
+            ``None`` when the file does not say.
     """
 
     y: Tensor
     x: Tensor | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    operator_record: dict[str, Any] | None = None
 
 
 def _write_npz(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> None:
@@ -57,17 +68,29 @@ def _write_npz(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> None:
 
 def _open_npz(path: str | os.PathLike, what: str) -> dict[str, np.ndarray]:
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{path} is a folder, not an .npz file of {what}")
     if not path.is_file():
         raise FileNotFoundError(f"{what} file not found: {path}")
+    with open(path, "rb") as f:
+        magic = f.read(6)
+    if magic.startswith(b"\x93NUMPY"):
+        raise ValueError(f"{path} is a .npy file (one unnamed array), not an .npz file of {what}")
+    if not magic.startswith(b"PK"):
+        raise ValueError(f"{path} is not an .npz file of {what} (it does not start like a zip "
+                         f"archive)")
     try:
         with np.load(path, allow_pickle=False) as f:
             return {k: f[k] for k in f.files}
     except ValueError as e:  # object arrays need pickle, which we refuse
-        raise ValueError(
-            f"{path} cannot be read without pickle (not a genprior npz file): {e}"
-        ) from e
-    except (OSError, EOFError) as e:
-        raise ValueError(f"{path} is not a readable npz file: {e}") from e
+        if "pickle" in str(e):
+            raise ValueError(
+                f"{path} cannot be read without pickle (not a genprior npz file): {e}"
+            ) from e
+        raise ValueError(f"{path} is not a readable npz file of {what}: {e}") from e
+    except (OSError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as e:
+        raise ValueError(f"{path} is not a readable npz file of {what} (truncated or "
+                         f"corrupt?): {type(e).__name__}: {e}") from e
 
 
 def load_npz_array(path: str | os.PathLike, key: str, *, what: str = "data") -> np.ndarray:
@@ -152,8 +175,24 @@ def load_images_npz(path: str | os.PathLike) -> Tensor:
     return _images_from_array(arrays["x"], f"images 'x' in {path}")
 
 
+def _json_object(text: str, path, key: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}: key {key!r} is not valid JSON: {e}") from e
+    if not isinstance(value, dict):
+        raise ValueError(  # noqa: TRY004 (a file's content, not an argument's type)
+            f"{path}: key {key!r} must hold a JSON object, got a JSON {type(value).__name__}")
+    return value
+
+
 def save_measurements(
-    path: str | os.PathLike, y: Tensor, *, x: Tensor | None = None, **meta: Any
+    path: str | os.PathLike,
+    y: Tensor,
+    *,
+    x: Tensor | None = None,
+    operator_record: dict[str, Any] | None = None,
+    **meta: Any,
 ) -> None:
     """Save measurements ``y`` (and optionally the ground truth ``x``) to one npz file.
 
@@ -161,6 +200,9 @@ def save_measurements(
         path: destination ``.npz`` file.
         y: measurements (any real or complex dtype).
         x: optional ground-truth images in [0, 1], stored as float32.
+        operator_record: optional JSON-able description of the operator that measured ``y``,
+            stored under key ``"operator_record"`` (read back as
+            :attr:`Measurements.operator_record`).
         **meta: JSON-able metadata stored as a JSON string under key ``"meta"``.
 
     Shape:
@@ -183,6 +225,8 @@ def save_measurements(
         arrays["x"] = x.detach().to("cpu", torch.float32).numpy()
     if meta:
         arrays["meta"] = np.array(json.dumps(meta, sort_keys=True))
+    if operator_record is not None:
+        arrays["operator_record"] = np.array(json.dumps(operator_record, sort_keys=True))
     _write_npz(path, arrays)
 
 
@@ -190,25 +234,31 @@ def load_measurements(path: str | os.PathLike) -> Measurements:
     """Load a file written by :func:`save_measurements` (never unpickles).
 
     Returns:
-        :class:`Measurements` with ``y``, ``x`` (or ``None``) and ``meta``.
+        :class:`Measurements` with ``y``, ``x`` (or ``None``), ``meta`` and
+        ``operator_record`` (or ``None``).
 
     Raises:
         FileNotFoundError: the file does not exist.
-        ValueError: no key ``"y"``, non-finite ``y``, invalid ``x`` or metadata.
+        ValueError: not a readable npz file, no key ``"y"``, a non-numeric or non-finite ``y``,
+            invalid ``x`` or metadata.
     """
     arrays = _open_npz(path, "measurements")
     if "y" not in arrays:
         raise ValueError(f"{path} has no key 'y' (measurements); keys found: {sorted(arrays)}")
-    y = torch.from_numpy(arrays["y"])
+    a = arrays["y"]
+    if a.dtype.kind not in "biufc" or a.ndim < 1:
+        raise ValueError(f"measurements 'y' in {path} must be a numeric array (B, ...), got "
+                         f"dtype {a.dtype} and shape {a.shape}")
+    y = torch.from_numpy(a if a.dtype.kind in "fc" else a.astype(np.float32))
     check_finite(y, f"measurements 'y' in {path}")
     x = _images_from_array(arrays["x"], f"images 'x' in {path}") if "x" in arrays else None
     meta: dict[str, Any] = {}
     if "meta" in arrays:
-        try:
-            meta = json.loads(str(arrays["meta"]))
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{path}: key 'meta' is not valid JSON: {e}") from e
-    return Measurements(y=y, x=x, meta=meta)
+        meta = _json_object(str(arrays["meta"]), path, "meta")
+    record = None
+    if "operator_record" in arrays:
+        record = _json_object(str(arrays["operator_record"]), path, "operator_record")
+    return Measurements(y=y, x=x, meta=meta, operator_record=record)
 
 
 def save_grid_png(

@@ -52,9 +52,12 @@ def main() -> None:
     p.add_argument("--runs", type=Path, default=Path("runs/ablation"))
     p.add_argument("--out", type=Path, default=Path("docs"))
     p.add_argument("--n", type=int, default=1000, help="held-out faces for the proxy")
+    p.add_argument("--overwrite", action="store_true",
+                   help="retrain into existing run folders under --runs (else they are refused)")
     args = p.parse_args()
     outs = {name: args.runs / name.split()[0] for name in VARIANTS}
-    procs = [subprocess.Popen(train_command(args.data_root, outs[n], args.steps, extra),
+    again = ["--overwrite"] if args.overwrite else []
+    procs = [subprocess.Popen(train_command(args.data_root, outs[n], args.steps, extra + again),
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
              for n, extra in VARIANTS.items()]
     if any(proc.wait() for proc in procs):

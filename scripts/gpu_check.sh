@@ -22,7 +22,7 @@ python scripts/bench_csgm.py --device cuda --out "$OUT" --n-images 64 2>&1 | tee
 python scripts/bench_compile.py --device cuda 2>&1 | tee "$OUT/bench_compile.log"
 python scripts/bench_sampling.py --device cuda --data "$DATA/mnist/mnist_test_00.npz" \
   2>&1 | tee "$OUT/bench_sampling.log"
-genprior train vae --arch mlp --data "$DATA/mnist" --out "$OUT/amp-smoke" --epochs 1 \
+genprior train vae --arch mlp --data "$DATA/mnist" --out "$OUT/amp-smoke" --overwrite --epochs 1 \
   --batch-size 100 --device cuda --precision bf16 --max-steps 200 2>&1 | tail -5 \
   | tee "$OUT/amp_smoke.log"
 if [[ "$MODE" == "full" ]]; then

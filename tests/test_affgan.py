@@ -260,3 +260,21 @@ def test_python_api_matches_cli(tiny_faces, tmp_path):
     assert cli.keys() == py.keys() and all(torch.equal(cli[k], py[k]) for k in cli)
     for k, v in res.model.state_dict().items():
         assert torch.equal(v, py[k]), k
+
+
+def test_train_never_loses_a_run_nor_accepts_non_finite_settings(tiny_faces, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert _train(tiny_faces, out, "--max-steps", "1") == 0
+    before = {p: p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
+    assert _train(tiny_faces, out, "--max-steps", "2") == 2  # neither --resume nor --overwrite
+    err = capsys.readouterr().err
+    assert "--resume" in err and "--overwrite" in err
+    assert {p: p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()} == before
+    assert _train(tiny_faces, out, "--max-steps", "2", "--overwrite") == 0
+    assert (out / "log.csv").read_text().count("\n") == 3  # header + 2 steps: a fresh log
+    for flags in (["--lr-d", "inf"], ["--max-minutes", "0"], ["--ema-decay", "nan"]):
+        assert _train(tiny_faces, tmp_path / "bad", *flags) == 2
+        assert flags[0] in capsys.readouterr().err
+    assert _train(tiny_faces, tiny_faces / "run") == 2  # the run folder inside the data
+    assert "--data" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists() and not (tiny_faces / "run").exists()

@@ -48,7 +48,7 @@ def _gen(seed: int) -> torch.Generator:
 # ----------------------------------------------------------------------------------- registries
 def test_registries_hold_exactly_the_shipped_classes():
     assert set(OPERATORS) == {"gaussian_cs", "structured_cs", "downsample", "inpaint"}
-    assert set(PRIORS) == {"MLPVAE", "DCGANGenerator", "ConvVAE", "LinearGenerator",
+    assert set(PRIORS) == {"MLPVAE", "DCGANGenerator", "ConvVAE", "LinearGenerator", "SpatialVAE",
                            "AutoencoderKLPrior"}
     assert set(CONDITIONAL_PRIORS) == {"ConditionalSR"}
     assert OPERATORS["gaussian_cs"] is GaussianCS and PRIORS["ConvVAE"] is ConvVAE

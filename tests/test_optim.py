@@ -182,3 +182,21 @@ def test_weighted_l2_from_sigma_is_the_gaussian_negative_log_likelihood():
     torch.testing.assert_close(f.fn(x, y, A), (A.A(x) - y).pow(2).sum(1) / (2 * 0.4**2))
     with pytest.raises(ValueError, match="exactly one"):
         WeightedL2(1.0, sigma=1.0)
+
+
+def test_fused_adam_matches_the_masked_update_and_falls_back():
+    g = torch.Generator().manual_seed(8)
+    v0 = torch.randn(3, 5, generator=g, dtype=torch.float64)
+    fused, plain = Adam(0.05, fused=True), Adam(0.05)
+    vf, vp = v0.clone(), v0.clone()
+    sf, sp = fused.init_state(v0), plain.init_state(v0)
+    every = torch.ones(3, dtype=torch.bool)
+    for _ in range(20):
+        grad = torch.randn(3, 5, generator=g, dtype=torch.float64)
+        vf = fused.update(vf, grad, sf, slice(None), every)
+        vp = plain.update(vp, grad, sp, slice(None), every)
+    torch.testing.assert_close(vf, vp, rtol=1e-10, atol=1e-12)
+    # a frozen row takes the masked path: that row keeps value and state
+    some = torch.tensor([True, False, True])
+    v1 = fused.update(vf, torch.ones(3, 5, dtype=torch.float64), sf, slice(None), some)
+    assert torch.equal(v1[1], vf[1]) and int(sf["k"][1]) == 20 and int(sf["k"][0]) == 21

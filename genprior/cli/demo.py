@@ -5,7 +5,9 @@ Setting of CSGM's Fig. 1a (Bora et al. 2017): ``m = 100`` i.i.d. N(0, 1) Gaussia
 shipped ``mnist-vae`` prior (lambda = 0.1, Adam lr 0.01, as "VAE+Reg"), with the Lasso in the pixel
 basis (alpha = 0.1, as the reference) and with the pseudo-inverse, prints a table of per-pixel
 MSE / PSNR / SSIM (mean ± 95% half-width) and writes ``demo.png`` (rows: truth, pseudo-inverse,
-Lasso, CSGM) and ``metrics.csv``. Without the shipped prior it says so and runs the baselines only.
+Lasso, CSGM) and ``metrics.csv``. Without the shipped prior it says so and runs the baselines only;
+a prior that is there but unreadable, a non-empty ``--out`` (without ``--overwrite``) or an
+``--out`` that is a file is refused before any work.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ FAST = {"n_images": 4, "restarts": 3, "steps": 300}
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="genprior-demo", help="output folder")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace the files of an earlier run in a non-empty --out")
     parser.add_argument("--fast", action="store_true",
                         help=f"fewer images, restarts and steps ({FAST}) instead of {FULL}")
     parser.add_argument("--prior", default="mnist-vae", help="prior name or folder")
@@ -37,15 +41,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from genprior._io import save_grid_png
     from genprior._random import make_generator
+    from genprior.cli._inputs import check_threads, load_prior_arg
+    from genprior.cli._output import check_output, transactional_output
     from genprior.data import load_samples
     from genprior.metrics import MetricsTable, image_metrics
     from genprior.operators.gaussian_cs import GaussianCS
-    from genprior.priors import load_prior
+    from genprior.priors.conditional import is_conditional
     from genprior.reconstruct import csgm, lasso, pinv
 
-    if args.threads < 1:
-        raise ValueError(f"--threads must be >= 1, got {args.threads}")
-    torch.set_num_threads(args.threads)
+    check_threads(args.threads)
+    out = check_output(args.out, args.overwrite)
+    try:
+        prior = load_prior_arg(args.prior, torch.device("cpu"))
+    except FileNotFoundError as e:
+        print(f"NOTE: prior {args.prior!r} is not available, so CSGM is skipped ({e}). "
+              "Train it with scripts/train_priors.sh or pass --prior DIR.")
+        prior = None
+    if prior is not None and is_conditional(prior):
+        raise ValueError(f"--prior {args.prior} is a conditional generator x = f(y, eps); the "
+                         "demo's CSGM needs a latent prior x = G(z), such as mnist-vae")
+    if prior is not None and tuple(prior.img_shape) != (1, 28, 28):
+        raise ValueError(f"--prior {args.prior} makes images of shape {tuple(prior.img_shape)}; "
+                         "the demo's MNIST digits are (1, 28, 28)")
     size = FAST if args.fast else FULL
     x = load_samples("mnist")[: size["n_images"]]
     A = GaussianCS(M, tuple(x.shape[1:]), normalize=False, noise_std=NOISE_STD, seed=args.seed)
@@ -58,12 +75,6 @@ def run(args: argparse.Namespace) -> int:
     results["pinv"] = pinv(y, A)
     results["lasso"] = lasso(y, A, basis="pixel", alpha=ALPHA, generator=make_generator(args.seed))
     print(f"pinv + Lasso (pixel basis, alpha={ALPHA}): {time.perf_counter() - t0:.1f} s")
-    try:
-        prior = load_prior(args.prior)
-    except FileNotFoundError as e:
-        print(f"NOTE: prior {args.prior!r} is not available, so CSGM is skipped ({e}). "
-              "Train it with scripts/train_priors.sh or pass --prior DIR.")
-        prior = None
     if prior is not None:
         t0 = time.perf_counter()
         results["csgm"] = csgm(y, A, prior, lam=LAM, restarts=size["restarts"],
@@ -86,11 +97,11 @@ def run(args: argparse.Namespace) -> int:
                         for k in names)
         print(f"{name:<8}{cells}")
 
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     grid = torch.cat([x] + [r.x_hat.clamp(0, 1) for r in results.values()])
-    save_grid_png(out / "demo.png", grid, nrow=x.shape[0])
-    MetricsTable.from_metrics(columns).to_csv(out / "metrics.csv")
+    with transactional_output(out, args.overwrite) as tmp:
+        save_grid_png(tmp / "demo.png", grid, nrow=x.shape[0])
+        MetricsTable.from_metrics(columns).to_csv(tmp / "metrics.csv")
+    out = Path(args.out)
     print(f"\nwrote {out / 'demo.png'} (rows: truth, {', '.join(results)}) and "
           f"{out / 'metrics.csv'}")
     return 0

@@ -18,7 +18,16 @@ single-process run up to float rounding; the conditional method draws its noise 
 (``--seed`` + rank).
 
 Units are those of the CSGM reference code: ``--lam`` is its ``zprior_weight``, ``--alpha`` its
-Lasso ``lmbd`` (sklearn's ``alpha``) or Sparse-Gen's ``sparse_gen_weight``.
+Lasso ``lmbd`` (sklearn's ``alpha``) or Sparse-Gen's ``sparse_gen_weight``. ``--method adaptive``
+(IAGAN) runs CSGM with these flags, then adapts latent and weights per image (``--adapt-steps``,
+``--lr-theta``, ``--lr-z``, ``--lam-theta``, ``--tau``) and back-projects
+(``--back-projection``).
+
+Every input is read and checked before any work: the measurements (their operator record, when
+``genprior measure`` wrote them, must match ``--operator``; a spec is rebuilt with the recorded
+seed and noise level), the prior (a conditional generator only with ``--method conditional``,
+a latent prior only with the latent methods), the device and OUT. The files appear together or
+not at all; a non-empty OUT is refused unless ``--overwrite`` is given.
 """
 
 from __future__ import annotations
@@ -28,7 +37,7 @@ from pathlib import Path
 
 import torch
 
-HELP = ("reconstruct images from measurements (CSGM, Sparse-Gen, Lasso, pinv, bicubic, "
+HELP = ("reconstruct images from measurements (CSGM, Sparse-Gen, IAGAN, Lasso, pinv, bicubic, "
         "range-constrained conditional generator)")
 
 _GRID_IMAGES = 16
@@ -41,14 +50,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="default: conditional for a conditional prior (celeba-sr4-affgan), "
                         "else csgm")
     parser.add_argument("--prior", default=None, metavar="NAME_OR_DIR",
-                        help="shipped prior name (e.g. mnist-vae) or folder; needed by csgm and "
-                        "sparse-gen")
+                        help="shipped prior name (e.g. mnist-vae) or folder; needed by csgm, "
+                        "sparse-gen, adaptive and conditional")
     parser.add_argument("--measurements", required=True, metavar="Y_NPZ",
                         help="npz file with key y (and optionally x), e.g. from genprior measure")
     parser.add_argument("--operator", required=True, metavar="OP_FILE_OR_SPEC",
                         help="operator file written by genprior measure, or a spec such as "
-                        "downsample:4 (image size taken from the prior)")
+                        "downsample:4 (image size from the prior or the measurements; seed and "
+                        "noise level from the measurements' operator record)")
     parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace the files of an earlier run in a non-empty --out")
     parser.add_argument("--lam", type=float, default=0.0,
                         help="latent weight lambda (the CSGM reference's zprior_weight)")
     parser.add_argument("--alpha", type=float, default=0.1,
@@ -66,6 +78,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch CPU threads (default: torch's choice)")
+    iagan = parser.add_argument_group("adaptive (IAGAN) stages 2 and 3")
+    iagan.add_argument("--adapt-steps", type=int, default=300,
+                       help="Adam steps adapting latent and weights per image")
+    iagan.add_argument("--lr-theta", type=float, default=1e-4,
+                       help="learning rate of the generator weights")
+    iagan.add_argument("--lr-z", type=float, default=1e-4,
+                       help="learning rate of the latent (0 keeps CSGM's latent)")
+    iagan.add_argument("--lam-theta", type=float, default=0.0,
+                       help="weight of the anchor ||theta - theta_0||^2")
+    iagan.add_argument("--tau", type=float, default=None,
+                       help="discrepancy-rule factor: stop an image once its residual is below "
+                       "tau * noise level (default: off)")
+    iagan.add_argument("--back-projection", default="exact",
+                       choices=("exact", "regularized", "none"),
+                       help="final step: exact A_dagger, regularised (eps = noise variance) or "
+                       "none")
 
 
 def reconstruction_grid(x_hat, y, A, x=None):
@@ -98,7 +126,7 @@ def _solve_shard(args, y, A, prior, info, device) -> tuple[torch.Tensor, torch.T
     lo, hi = bounds[info.rank], bounds[info.rank + 1]
     generator = make_generator(args.seed, device)
     z_init = None
-    if info.distributed and args.method in ("csgm", "sparse-gen"):
+    if info.distributed and args.method in ("csgm", "sparse-gen", "adaptive"):
         z_all = prior.sample_latent(n * args.restarts, generator=generator)
         z_init = z_all.view(n, args.restarts, *prior.latent_shape)[lo:hi]
     elif info.distributed:
@@ -110,17 +138,29 @@ def _solve_shard(args, y, A, prior, info, device) -> tuple[torch.Tensor, torch.T
         args.method, y[lo:hi], A, prior=prior, lam=args.lam, alpha=args.alpha, basis=args.basis,
         restarts=args.restarts, steps=args.steps, lr=args.lr, select=args.select,
         early_stop_tol=args.early_stop_tol, generator=generator, z_init=z_init,
+        **adaptive_options(args),
     )
     return result.x_hat.detach().clamp(0, 1).cpu(), result.measurement_error.detach().cpu()
 
 
+def adaptive_options(args: argparse.Namespace) -> dict:
+    """The keyword arguments of ``reconstruct(...)`` for ``--method adaptive``'s flags (the
+    one conversion; ``{}`` for the other methods)."""
+    if args.method != "adaptive":
+        return {}
+    bp = None if args.back_projection == "none" else args.back_projection
+    return {"adapt_steps": args.adapt_steps, "lr_theta": args.lr_theta, "lr_z": args.lr_z,
+            "lam_theta": args.lam_theta, "tau": args.tau, "back_projection": bp}
+
+
 def run(args: argparse.Namespace) -> int:
+    from genprior.cli._inputs import check_threads, parse_device
+    from genprior.cli._output import check_output
     from genprior.training.distributed import cleanup_distributed, init_distributed
 
-    if args.threads is not None:
-        if args.threads < 1:
-            raise ValueError(f"--threads must be >= 1, got {args.threads}")
-        torch.set_num_threads(args.threads)
+    parse_device(args.device)
+    check_threads(args.threads)
+    check_output(args.out, args.overwrite)
     info = init_distributed(args.device)
     try:
         return _run(args, info)
@@ -129,46 +169,51 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace, info) -> int:
-    from genprior._io import load_measurements, save_grid_png, save_images_npz
+    from genprior._io import save_grid_png, save_images_npz
+    from genprior.cli._inputs import (
+        check_prior_kind,
+        load_prior_arg,
+        read_measurements,
+        resolve_operator,
+    )
+    from genprior.cli._output import transactional_output
     from genprior.metrics import MetricsTable, image_metrics, measurement_residual
-    from genprior.operators import load_operator, make_operator
-    from genprior.priors import load_prior
     from genprior.priors.conditional import is_conditional
     from genprior.reconstruct.methods import PRIOR_METHODS
 
     device = info.device if info.distributed else torch.device(args.device)
-    meas = load_measurements(args.measurements)
-    prior = None if args.prior is None else load_prior(args.prior, device=device)
+    meas = read_measurements(args.measurements)
+    prior = None if args.prior is None else load_prior_arg(args.prior, device)
     if args.method is None:
         args.method = "conditional" if is_conditional(prior) else "csgm"
     if args.method in PRIOR_METHODS and prior is None:
         raise ValueError(f"--method {args.method} needs --prior NAME_OR_DIR")
-    if Path(args.operator).is_file():
-        A = load_operator(args.operator, device=device)
-    elif ":" in args.operator and prior is not None:
-        A = make_operator(args.operator, prior.img_shape).to(device)
-    else:
-        raise FileNotFoundError(f"--operator {args.operator!r} is neither an operator file nor "
-                                "a spec (a spec also needs --prior for the image size)")
+    check_prior_kind(prior, args.method, "reconstruct", args.prior)
+    A = resolve_operator(args.operator, meas, args.measurements, prior=prior, device=device)
     dtype = next((b.dtype for b in A.buffers() if b.is_floating_point()), torch.float32)
     y = meas.y.to(device=device, dtype=dtype)
+    try:
+        A.check_y(y)
+    except ValueError as e:
+        raise ValueError(f"--measurements {args.measurements} do not fit --operator "
+                         f"{args.operator}: {e}") from e
     x_hat, measurement_error = _gather(list(_solve_shard(args, y, A, prior, info, device)), info)
     if not info.is_main:
         return 0
     x_hat = x_hat.to(device)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    save_images_npz(out / "x_hat.npz", x_hat.cpu())
     x = None if meas.x is None else meas.x.to(device)
     grid, nrow = reconstruction_grid(x_hat, y, A, x)
-    save_grid_png(out / "grid.png", grid, nrow=nrow)
     if x is not None:
         metrics = image_metrics(x_hat, x, data_range=1.0, y=y, A=A)
     else:
         metrics = {"residual": measurement_residual(x_hat, y, A)}
     metrics["measurement_error"] = measurement_error
     table = MetricsTable.from_metrics(metrics)
-    table.to_csv(out / "metrics.csv")
+    with transactional_output(args.out, args.overwrite) as tmp:
+        save_images_npz(tmp / "x_hat.npz", x_hat.cpu())
+        save_grid_png(tmp / "grid.png", grid, nrow=nrow)
+        table.to_csv(tmp / "metrics.csv")
+    out = Path(args.out)
     print(f"{args.method}: {x_hat.shape[0]} images {tuple(x_hat.shape[1:])}, {A!r}")
     print(table)
     print(f"wrote {out / 'x_hat.npz'}, {out / 'grid.png'}, {out / 'metrics.csv'}")

@@ -4,6 +4,11 @@ Writes ``DIR/grid.png`` (one column per image; rows: up to 8 samples, the mean, 
 scaled to its maximum, and the truth when the measurements file holds ``x``) and
 ``DIR/samples.npz`` (``samples (S, B, C, H, W)``, ``mean``, ``std``, ``ess``,
 ``acceptance_rate``, ``step_size``).
+
+Inputs are read and checked before any sampling: the measurements, the prior (``--method eps``
+needs a conditional generator, the other methods a latent prior), ``--operator`` (refused when
+the measurements' operator record names another one), the device and DIR. The files appear
+together or not at all; a non-empty DIR is refused unless ``--overwrite`` is given.
 """
 
 from __future__ import annotations
@@ -15,9 +20,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from genprior._io import load_measurements, save_grid_png
+from genprior._io import save_grid_png
 from genprior._random import make_generator
 from genprior._serialization import atomic_write_bytes
+from genprior.cli._inputs import (
+    check_prior_kind,
+    load_prior_arg,
+    parse_device,
+    read_measurements,
+    resolve_operator,
+)
+from genprior.cli._output import check_output, transactional_output
 from genprior.sampling import METHODS, SampleResult, sample
 
 HELP = "sample plausible reconstructions (Langevin, CSGM restarts, generator noise)"
@@ -29,7 +42,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--prior", required=True, help="shipped prior name or folder")
     parser.add_argument("--measurements", required=True, help="npz with y (and optionally x)")
     parser.add_argument("--operator", default=None,
-                        help="operator .safetensors (not needed for --method eps)")
+                        help="operator file from genprior measure, or a spec checked against "
+                        "the measurements' operator record (not needed for --method eps)")
     parser.add_argument("-n", type=int, default=16, help="samples per image")
     parser.add_argument("--method", choices=METHODS, default="mala")
     parser.add_argument("--sigma", type=float, default=None,
@@ -55,6 +69,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace the files of an earlier run in a non-empty --out")
 
 
 def _options(args: argparse.Namespace) -> dict:
@@ -85,29 +101,34 @@ def grid(res: SampleResult, x: torch.Tensor | None) -> torch.Tensor:
 
 
 def run(args: argparse.Namespace) -> int:
-    from genprior.operators import load_operator
-    from genprior.priors import load_prior
-
-    device = torch.device(args.device)
-    prior = load_prior(args.prior, device=device)
-    meas = load_measurements(args.measurements)
+    device = parse_device(args.device)
+    check_output(args.out, args.overwrite)
+    meas = read_measurements(args.measurements)
+    prior = load_prior_arg(args.prior, device)
+    check_prior_kind(prior, args.method, "sample", args.prior)
     y = meas.y.to(device)
     if args.method == "eps":
         A = None
     else:
         if args.operator is None:
             raise ValueError(f"--operator is required for --method {args.method}")
-        A = load_operator(args.operator, device=device)
+        A = resolve_operator(args.operator, meas, args.measurements, prior=prior, device=device)
+        y = y.to(next((b.dtype for b in A.buffers() if b.is_floating_point()), y.dtype))
+        try:
+            A.check_y(y)
+        except ValueError as e:
+            raise ValueError(f"--measurements {args.measurements} do not fit --operator "
+                             f"{args.operator}: {e}") from e
     res = sample(args.method, y, A, prior, n=args.n,
                  generator=make_generator(args.seed), **_options(args))
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    save_grid_png(out / "grid.png", grid(res, meas.x), nrow=y.shape[0])
     arrays = {k: getattr(res, k).detach().cpu().numpy() for k in
               ("samples", "mean", "std", "ess", "acceptance_rate", "step_size")}
     buf = io.BytesIO()
     np.savez_compressed(buf, **arrays)
-    atomic_write_bytes(out / "samples.npz", buf.getvalue())
+    with transactional_output(args.out, args.overwrite) as tmp:
+        save_grid_png(tmp / "grid.png", grid(res, meas.x), nrow=y.shape[0])
+        atomic_write_bytes(tmp / "samples.npz", buf.getvalue())
+    out = Path(args.out)
     print(f"{args.method}: {res.n_samples} samples x {y.shape[0]} images, "
           f"ESS {res.ess.min().item():.1f}..{res.ess.max().item():.1f}, "
           f"mean std {res.std.mean().item():.4f} -> {out}")

@@ -4,6 +4,10 @@ Each kind is a typed Python API in ``genprior.training.<kind>``: a config datacl
 are the flags (``--batch-size`` is ``batch_size``) and a function that trains from it
 (``train_vae(VAETrainConfig(...))``). This command only turns the flags into that config. Under
 ``torchrun`` the same command trains with DDP.
+
+An --out that already holds a run is refused unless --resume (continue it) or --overwrite
+(replace it); a run whose loss or weights become NaN or infinite stops with exit status 2 and
+keeps its last good checkpoint (docs/training.md, "Guarantees").
 """
 
 from __future__ import annotations

@@ -52,7 +52,12 @@ def _id_of(path: Path) -> int | None:
 
 def _load_npz_folder(root: Path, *, split: str, id_range: tuple[int, int] | None) -> Tensor:
     files = sorted(p for p in root.glob("*.npz") if split in p.name) or sorted(root.glob("*.npz"))
-    x = np.concatenate([load_npz_array(p, "x", what="data") for p in files])
+    arrays = [load_npz_array(p, "x", what="data") for p in files]
+    for p, a in zip(files, arrays):
+        if a.dtype.kind in "fc" and not np.isfinite(a).all():
+            raise ValueError(f"array 'x' in {p} holds {int((~np.isfinite(a)).sum())} NaN or "
+                             f"infinite value(s); training data must be finite")
+    x = np.concatenate(arrays)
     if x.ndim == 3:
         x = x[:, None]
     elif x.ndim == 4 and x.shape[-1] in (1, 3):
@@ -110,7 +115,8 @@ def load_image_data(
     Raises:
         FileNotFoundError: ``root`` is missing.
         ValueError: naming the folder or the offending file when the folder holds no data, a
-            file cannot be read, or an image has the wrong mode or is too small.
+            file cannot be read, an image has the wrong mode or is too small, or an npz array
+            holds NaN or infinite values.
     """
     root = Path(root)
     if not root.is_dir():

@@ -69,10 +69,16 @@ class Adam(LatentStep):
 
     with :math:`k` the row's own step count.
 
+    With ``fused=True``, a step on which every row moves and all rows share one step count (no
+    row has stopped yet) runs torch's fused Adam kernel (``torch._fused_adam_``, one pass over
+    memory, in place): the same update up to rounding, and far cheaper for large variables such
+    as IAGAN's per-image generator weights; other steps use the masked per-row update.
+
     Args:
         lr: learning rate :math:`\eta > 0`.
         betas: :math:`(\beta_1, \beta_2)`.
         eps: :math:`\epsilon`.
+        fused: use the fused kernel where it applies.
 
     Example:
         >>> step = Adam(0.1)
@@ -83,17 +89,20 @@ class Adam(LatentStep):
     """
 
     def __init__(self, lr: float, betas: tuple[float, float] = (0.9, 0.999),
-                 eps: float = 1e-8) -> None:
+                 eps: float = 1e-8, *, fused: bool = False) -> None:
         check_positive(lr, "lr")
         self.lr = float(lr)
         self.beta1, self.beta2 = (float(b) for b in betas)
         self.eps = float(eps)
+        self.fused = bool(fused)
 
     def init_state(self, v: Tensor) -> dict[str, Tensor]:
         return {"m1": torch.zeros_like(v), "m2": torch.zeros_like(v),
                 "k": torch.zeros(v.shape[0], dtype=torch.long, device=v.device)}
 
     def update(self, v, g, state, rows, move):
+        if self.fused and isinstance(rows, slice) and rows == slice(None) and bool(move.all()):
+            return self._fused_update(v, g, state)
         mask = _rows_mask(move, v)
         k_now = state["k"][rows] + move.long()
         m1 = self.beta1 * state["m1"][rows] + (1 - self.beta1) * g
@@ -105,6 +114,16 @@ class Adam(LatentStep):
         state["m2"][rows] = torch.where(mask, m2, state["m2"][rows])
         state["k"][rows] = k_now
         return torch.where(mask, v - update, v)
+
+
+    def _fused_update(self, v: Tensor, g: Tensor, state: dict[str, Tensor]) -> Tensor:
+        state["k"] += 1  # every row moves and none has stopped: one shared step count
+        step = state["k"][:1].to(torch.float32).reshape(())
+        v = v.contiguous()
+        torch._fused_adam_([v], [g.contiguous()], [state["m1"]], [state["m2"]], [], [step],
+                           lr=self.lr, beta1=self.beta1, beta2=self.beta2, weight_decay=0.0,
+                           eps=self.eps, amsgrad=False, maximize=False)
+        return v
 
 
 class ProxGrad(LatentStep):

@@ -2,7 +2,15 @@
 diffusers autoencoders, and one (:class:`ConditionalPrior`) for the conditional
 super-resolution generators; both are saved and loaded the same way (:func:`load_prior`)."""
 
-from genprior.priors import autoencoder_kl, conditional, conv_vae, dcgan, linear, vae_mlp  # noqa: F401  (registers classes)
+from genprior.priors import (  # noqa: F401  (registers classes)
+    autoencoder_kl,
+    conditional,
+    conv_vae,
+    dcgan,
+    linear,
+    spatial_vae,
+    vae_mlp,
+)
 from genprior.priors.base import PRIORS, PretrainedMixin, Prior, register_prior
 from genprior.priors.conditional_base import (
     CONDITIONAL_PRIORS,

@@ -180,7 +180,7 @@ def _adapt(y, A, prior, z, *, lam, lam_theta, steps, lr_theta, lr_z, adapt, nois
     problem = LatentProblem(y, A, _batched_decoder(prior, theta), data=WeightedL2(scale),
                             latent=GaussianLatent(float(lam)))
     z_step = Adam(lr_z) if lr_z > 0 else None
-    theta_step = Adam(lr_theta)
+    theta_step = Adam(lr_theta, fused=True)
     z_state = z_step.init_state(z) if z_step else {}
     states = {k: theta_step.init_state(v) for k, v in theta.items()}
     n_steps = torch.zeros(b, dtype=torch.long, device=z.device)
@@ -211,7 +211,9 @@ def _adapt(y, A, prior, z, *, lam, lam_theta, steps, lr_theta, lr_z, adapt, nois
                 err = sum_sq(forward(A, x.detach()) - y[rows_]) / m
                 move = err > threshold
             for (k, v), g in zip(active.items(), grads):
-                theta[k][rows_] = theta_step.update(v.detach(), g, states[k], rows_, move)
+                new = theta_step.update(v.detach(), g, states[k], rows_, move)
+                if new.data_ptr() != theta[k].data_ptr():  # the fused step works in place
+                    theta[k][rows_] = new
             if z_step is not None:
                 z[rows_] = z_step.update(zs.detach(), grads[-1], z_state, rows_, move)
             n_steps[rows_] += move.long()

@@ -6,19 +6,21 @@
 
 ``genprior train KIND`` builds the same config from its flags. The pieces: :mod:`.config` (the
 shared settings), :mod:`.run` (the set-up every trainer shares), :mod:`.loop` (the resumable step
-loop), :mod:`.checkpoint`, :mod:`.distributed`, :mod:`.ema`, :mod:`.precision`, :mod:`.logging`.
+loop), :mod:`.run_folder` (refuse, resume or overwrite a run folder), :mod:`.checkpoint`,
+:mod:`.distributed`, :mod:`.ema`, :mod:`.precision`, :mod:`.logging`.
 """
 
 from genprior.training.affgan import AffGANTrainConfig, train_affgan
 from genprior.training.config import TrainConfig
 from genprior.training.gan import GANTrainConfig, train_gan
-from genprior.training.loop import TrainState, fit
+from genprior.training.loop import NonFiniteError, TrainState, fit
 from genprior.training.run import TrainingRun, TrainResult
 from genprior.training.vae import VAETrainConfig, train_vae
 
 __all__ = [
     "AffGANTrainConfig",
     "GANTrainConfig",
+    "NonFiniteError",
     "TrainConfig",
     "TrainResult",
     "TrainState",

@@ -36,7 +36,12 @@ from genprior._flags import flag
 from genprior._random import make_generator
 from genprior.priors.conditional import ConditionalSR, SRDiscriminator, init_weights_
 from genprior.training.adversarial import add_instance_noise, instance_noise_std
-from genprior.training.config import TrainConfig, deprecated_entry_points
+from genprior.training.config import (
+    TrainConfig,
+    check_at_least,
+    check_positive_flags,
+    deprecated_entry_points,
+)
 from genprior.training.ema import EMA
 from genprior.training.loop import TrainState
 from genprior.training.run import TrainingRun, TrainResult
@@ -53,8 +58,9 @@ class AffGANTrainConfig(TrainConfig):
     networks' sizes and the instance noise, on top of the :class:`TrainConfig` fields.
 
     Raises:
-        ValueError: ``img_size`` not divisible by ``factor``, negative ``instance_noise`` or
-            ``anneal_steps``, non-positive ``lr_d`` (and the checks of :class:`TrainConfig`).
+        ValueError: ``img_size`` not divisible by ``factor``, negative or non-finite
+            ``instance_noise`` or ``anneal_steps``, non-positive or infinite ``lr_d``,
+            ``ema_decay`` outside [0, 1) (and the checks of :class:`TrainConfig`).
 
     Example:
         >>> cfg = AffGANTrainConfig(data="data/celeba", out="runs/sr4", loss="mse", lr=5e-4)
@@ -88,15 +94,13 @@ class AffGANTrainConfig(TrainConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        check_positive_flags(self, "factor", "width", "d_width", "lr_d")
         if self.img_size is None or self.img_size % self.factor:
             raise ValueError(f"--img-size must be divisible by --factor {self.factor}, "
                              f"got {self.img_size}")
-        if self.lr_d is not None and self.lr_d <= 0:
-            raise ValueError(f"--lr-d must be positive, got {self.lr_d}")
-        if self.anneal_steps is not None and self.anneal_steps < 0:
-            raise ValueError(f"--anneal-steps must be >= 0, got {self.anneal_steps}")
-        if self.instance_noise < 0:
-            raise ValueError(f"--instance-noise must be >= 0, got {self.instance_noise}")
+        check_at_least(self, 0, "n_blocks", "noise_channels", "anneal_steps", "instance_noise")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError(f"--ema-decay must be in [0, 1), got {self.ema_decay}")
 
 
 def split_unpaired(x: Tensor) -> tuple[Tensor, Tensor]:

@@ -10,7 +10,11 @@ config with :meth:`TrainConfig.from_flags`.
 from __future__ import annotations
 
 import dataclasses
+import math
+import operator
 import os
+import types
+import typing
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -22,7 +26,8 @@ from typing_extensions import Self
 from genprior._flags import add_dataclass_arguments, choices_of, flag
 from genprior.training.checkpoint import CHECKPOINT_NAME
 
-__all__ = ["COMMON", "TrainConfig", "deprecated_entry_points"]
+__all__ = ["COMMON", "TrainConfig", "check_at_least", "check_positive_flags",
+           "deprecated_entry_points"]
 
 #: argparse group of the flags every ``genprior train KIND`` shares
 COMMON = "common training options"
@@ -38,8 +43,16 @@ class TrainConfig:
     ``batch_size`` and ``lr`` here (each trainer's config gives them defaults). Values are checked
     on construction.
 
+    Numbers are finite-or-fail: ``lr``, ``max_minutes``, ``max_steps`` and the sizes must be
+    positive and finite (``inf`` and NaN are refused), the counts ``>= 0``. The run folder itself
+    is checked when the run starts (:func:`~genprior.training.run_folder.check_run_folder`): one
+    holding a run needs ``resume`` or ``overwrite``.
+
     Raises:
-        ValueError: naming the flag whose value is out of range.
+        ValueError: naming the flag whose value is out of range; ``overwrite`` together with
+            ``resume`` from ``out``'s own checkpoint (it would delete it).
+        TypeError: naming the flag whose value has the wrong type (a float or ``inf`` for an
+            integer, a string for a number, a non-bool for a switch).
 
     Example:
         >>> cfg = TrainConfig(data="digits", out="runs/x", epochs=1, batch_size=8, lr=1e-3)
@@ -74,12 +87,17 @@ class TrainConfig:
     resume: str | None = field(default=None, metadata=flag(
         f"continue from a checkpoint (default OUT/{CHECKPOINT_NAME})",
         group=COMMON, nargs="?", const="auto", metavar="CKPT"))
+    overwrite: bool = field(default=False, metadata=flag(
+        "replace the run already in OUT (its log.csv, samples.png, checkpoint, final/ and "
+        "final-raw/ are deleted first); without it, or --resume, an OUT holding a run is "
+        "refused", group=COMMON))
     device: str | None = field(default=None, metadata=flag(
         "cpu or cuda (default: cuda when present)", group=COMMON))
     max_steps: int | None = field(default=None, metadata=flag(
         "stop after this many optimisation steps in total", group=COMMON))
     max_minutes: float | None = field(default=None, metadata=flag(
-        "stop (with a checkpoint) after this much wall time in this process", group=COMMON))
+        "stop (with a checkpoint) after this much wall time in this process (> 0)",
+        group=COMMON))
     num_workers: int = field(default=0, metadata=flag(
         "DataLoader worker processes", group=COMMON))
     precision: Literal["fp32", "bf16", "fp16"] = field(default="fp32", metadata=flag(
@@ -91,20 +109,18 @@ class TrainConfig:
         self.data, self.out = Path(self.data), Path(self.out)
         if isinstance(self.resume, os.PathLike):
             self.resume = os.fspath(self.resume)
+        _check_types(self)
         for name, allowed in choices_of(type(self)).items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"--{name.replace('_', '-')} must be one of "
                                  f"{', '.join(map(str, allowed))}, got {getattr(self, name)!r}")
-        for name in ("epochs", "batch_size", "lr"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"--{name.replace('_', '-')} must be positive, "
-                                 f"got {getattr(self, name)}")
-        for name in ("ckpt_every", "sample_every", "num_workers"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"--{name.replace('_', '-')} must be >= 0, "
-                                 f"got {getattr(self, name)}")
-        if self.max_steps is not None and self.max_steps <= 0:
-            raise ValueError(f"--max-steps must be positive, got {self.max_steps}")
+        check_positive_flags(self, "epochs", "batch_size", "lr", "max_steps", "max_minutes",
+                             "img_size", "crop", "threads")
+        check_at_least(self, 0, "ckpt_every", "sample_every", "num_workers")
+        if self.overwrite and self.resume is not None and \
+                _same_path(self.resume_path, self.out / CHECKPOINT_NAME):
+            raise ValueError(f"--overwrite would delete the checkpoint that --resume continues "
+                             f"from ({self.resume_path}); pass one of them")
 
     @property
     def resume_path(self) -> Path | None:
@@ -121,6 +137,63 @@ class TrainConfig:
         """
         return cls(**{f.name: values[f.name] for f in dataclasses.fields(cls)
                       if f.name in values})
+
+
+def _flag(name: str) -> str:
+    return f"--{name.replace('_', '-')}"
+
+
+def check_positive_flags(config: Any, *names: str) -> None:
+    """Raise ``ValueError`` naming the flag unless each field is ``None`` or positive and finite
+    (``inf`` and NaN are refused: no setting of a run means "infinitely")."""
+    for name in names:
+        value = getattr(config, name)
+        if value is None:
+            continue
+        if not value > 0:
+            raise ValueError(f"{_flag(name)} must be positive, got {value}")
+        if not math.isfinite(value):
+            raise ValueError(f"{_flag(name)} must be finite, got {value}")
+
+
+def check_at_least(config: Any, low: float, *names: str) -> None:
+    """Raise ``ValueError`` naming the flag unless each field is ``None`` or a finite number
+    ``>= low``."""
+    for name in names:
+        value = getattr(config, name)
+        if value is not None and not (math.isfinite(value) and value >= low):
+            raise ValueError(f"{_flag(name)} must be >= {low} and finite, got {value}")
+
+
+def _same_path(a: Path, b: Path) -> bool:
+    return a.resolve() == b.resolve()
+
+
+def _check_types(config: Any) -> None:
+    """Refuse values whose type cannot be the field's: a float (or ``inf``) where an ``int`` is
+    expected, a string for a number, a number for a switch."""
+    hints = typing.get_type_hints(type(config))
+    for f in dataclasses.fields(config):
+        tp, value = hints[f.name], getattr(config, f.name)
+        if value is None:
+            continue
+        if typing.get_origin(tp) in (typing.Union, types.UnionType):
+            args = [a for a in typing.get_args(tp) if a is not type(None)]
+            tp = args[0] if len(args) == 1 else tp
+        if tp is bool:
+            ok, what = isinstance(value, bool), "True or False"
+        elif tp is int:
+            what = "an integer"
+            try:
+                ok = operator.index(value) is not None and not isinstance(value, bool)
+            except TypeError:
+                ok = False
+        elif tp is float:
+            ok, what = isinstance(value, (int, float)) and not isinstance(value, bool), "a number"
+        else:
+            continue
+        if not ok:
+            raise TypeError(f"{_flag(f.name)} must be {what}, got {value!r}")
 
 
 def deprecated_entry_points(

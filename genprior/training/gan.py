@@ -32,7 +32,12 @@ from genprior.training.adversarial import (
     generator_loss,
     instance_noise_std,
 )
-from genprior.training.config import TrainConfig, deprecated_entry_points
+from genprior.training.config import (
+    TrainConfig,
+    check_at_least,
+    check_positive_flags,
+    deprecated_entry_points,
+)
 from genprior.training.ema import EMA
 from genprior.training.loop import TrainState
 from genprior.training.run import TrainingRun, TrainResult
@@ -50,8 +55,8 @@ class GANTrainConfig(TrainConfig):
     of 64, Adam 2e-4).
 
     Raises:
-        ValueError: ``label_smoothing`` outside (0, 1] or negative ``instance_noise`` (and the
-            checks of :class:`TrainConfig`).
+        ValueError: ``label_smoothing`` outside (0, 1], ``ema_decay`` outside [0, 1), negative
+            or non-finite ``instance_noise`` (and the checks of :class:`TrainConfig`).
 
     Example:
         >>> cfg = GANTrainConfig(data="data/celeba", out="runs/dcgan", train_range="1:8000",
@@ -80,10 +85,12 @@ class GANTrainConfig(TrainConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        check_positive_flags(self, "nz", "ngf", "ndf")
         if not 0.0 < self.label_smoothing <= 1.0:
             raise ValueError(f"--label-smoothing must be in (0, 1], got {self.label_smoothing}")
-        if self.instance_noise < 0:
-            raise ValueError(f"--instance-noise must be >= 0, got {self.instance_noise}")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError(f"--ema-decay must be in [0, 1), got {self.ema_decay}")
+        check_at_least(self, 0, "instance_noise", "instance_noise_steps")
 
 
 def train_gan(config: GANTrainConfig) -> TrainResult:

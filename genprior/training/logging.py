@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import os
 import sys
 from collections.abc import Sequence
@@ -24,8 +25,16 @@ __all__ = ["CSVLogger", "progress_bar", "save_sample_grid"]
 class CSVLogger:
     """Append rows ``step, epoch, time_s, <losses...>`` to a CSV, flushed per row.
 
-    On resume, rows after ``resume_step`` (written after the checkpoint by the interrupted run)
-    are dropped so that the log matches the training state.
+    A fresh log (``resume_step=None``) replaces any file at ``path``; the run folder's guard
+    (:func:`genprior.training.run_folder.check_run_folder`) makes sure none is there unless the
+    user asked to overwrite. On resume the log continues exactly from the checkpoint: rows after
+    ``resume_step`` (written after the checkpoint by the interrupted run, including a row cut
+    short by a kill) are dropped, and :attr:`time_offset` is the ``time_s`` of the last row kept.
+
+    Raises:
+        ValueError: naming the file, on resume, when its columns are not ``fields`` or its rows
+            up to ``resume_step`` do not end at that step without gaps (it is not the log of the
+            checkpoint's run; appending to it would splice two runs).
 
     Example:
         >>> log = CSVLogger("/tmp/log.csv", ["loss"])
@@ -38,10 +47,8 @@ class CSVLogger:
     def __init__(self, path: str | os.PathLike, fields: Sequence[str], *,
                  resume_step: int | None = None) -> None:
         self.path, self.fields = Path(path), ["step", "epoch", "time_s", *fields]
-        rows: list[list[str]] = []
-        if resume_step is not None and self.path.is_file():
-            with self.path.open(newline="") as f:
-                rows = [r for r in list(csv.reader(f))[1:] if r and int(r[0]) <= resume_step]
+        rows = [] if resume_step is None else self._rows_until(resume_step)
+        self.time_offset = float(rows[-1][2]) if rows else 0.0
         buf = io.StringIO()
         w = csv.writer(buf)
         w.writerow(self.fields)
@@ -49,6 +56,34 @@ class CSVLogger:
         atomic_write_bytes(self.path, buf.getvalue().encode())
         self._f = self.path.open("a", newline="")
         self._w = csv.writer(self._f)
+
+    def _rows_until(self, step: int) -> list[list[str]]:
+        """The rows of the existing log up to ``step``, checked to end there without gaps."""
+        if not self.path.is_file():
+            return []
+        with self.path.open(newline="") as f:
+            lines = list(csv.reader(f))
+        if lines and lines[0] != self.fields:
+            raise ValueError(f"{self.path} has columns {','.join(lines[0])}, not "
+                             f"{','.join(self.fields)}: it is not the log of this run; move it "
+                             f"away or start again with --overwrite")
+        rows = []
+        for r in lines[1:]:
+            try:
+                ok = len(r) == len(self.fields) and int(r[0]) <= step and \
+                    math.isfinite(float(r[2]))
+            except ValueError:  # a row cut short by a kill
+                ok = False
+            if ok:
+                rows.append(r)
+        steps = [int(r[0]) for r in rows]
+        if steps and steps != list(range(step - len(steps) + 1, step + 1)):
+            raise ValueError(f"{self.path} does not lead up to the checkpoint's step {step} "
+                             f"(its rows up to there are steps {steps[0]}..{steps[-1]}, "
+                             f"{len(steps)} rows): it is not the log of the checkpoint's run, "
+                             f"and continuing it would splice two runs; move it away or start "
+                             f"again with --overwrite")
+        return rows
 
     def log(self, step: int, epoch: int, time_s: float, values: dict[str, float]) -> None:
         self._w.writerow([step, epoch, f"{time_s:.1f}",

@@ -6,6 +6,10 @@ epochs, ``max_steps``, checkpoints every ``ckpt_every`` steps (atomic, via
 :func:`genprior.training.checkpoint.save_checkpoint`), resuming, a CSV loss log and a PNG sample
 grid written as it goes. Under ``torchrun`` only rank 0 writes.
 
+Finite-or-fail: a non-finite loss stops the run with :class:`NonFiniteError` at the step it
+appears, and no checkpoint (nor ``final/``) is ever written with non-finite weights or optimiser
+state, so the last good checkpoint survives a diverged run.
+
 Resuming is exact on CPU: the data order is a pure function of ``(seed, epoch)``
 (:class:`~genprior.data.ResumableSampler`), the position inside the epoch is checkpointed, and so
 are every ``torch.Generator`` and the global CPU RNG state.
@@ -13,6 +17,7 @@ are every ``torch.Generator`` and the global CPU RNG state.
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -29,7 +34,41 @@ from genprior.data.training_data import ResumableSampler
 from genprior.training.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
 from genprior.training.logging import CSVLogger, progress_bar, save_sample_grid
 
-__all__ = ["TrainState", "fit", "total_steps"]
+__all__ = ["NonFiniteError", "TrainState", "first_nonfinite", "fit", "total_steps"]
+
+
+class NonFiniteError(ValueError):
+    """Training produced a NaN or infinite loss, weight or optimiser state.
+
+    A ``ValueError``, so ``genprior train`` reports it in one line and exits with status 2.
+    """
+
+
+def first_nonfinite(modules: dict[str, nn.Module],
+                    optimizers: dict[str, torch.optim.Optimizer] | None = None) -> str | None:
+    """The name of the first floating-point tensor of the modules' ``state_dict`` or the
+    optimisers' state that holds NaN or inf, or ``None`` when all are finite.
+
+    Example:
+        >>> m = nn.Linear(2, 1)
+        >>> first_nonfinite({"m": m}) is None
+        True
+        >>> with torch.no_grad():
+        ...     _ = m.bias.fill_(float("nan"))
+        >>> first_nonfinite({"m": m})
+        'm.bias'
+    """
+    for name, module in modules.items():
+        for key, t in module.state_dict().items():
+            if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+                return f"{name}.{key}"
+    for name, opt in (optimizers or {}).items():
+        for i, st in enumerate(opt.state.values()):
+            for key, t in st.items():
+                if torch.is_tensor(t) and t.is_floating_point() and \
+                        not bool(torch.isfinite(t).all()):
+                    return f"optimizer {name} state {i}.{key}"
+    return None
 
 
 @dataclass
@@ -107,16 +146,24 @@ def fit(
 
     Raises:
         FileNotFoundError: ``resume`` does not exist.
-        ValueError: naming the checkpoint when ``resume`` holds another architecture.
+        ValueError: naming the checkpoint when ``resume`` holds another architecture; naming
+            ``log.csv`` when, on resume, the log does not lead up to the checkpoint's step.
+        NonFiniteError: a loss is NaN or infinite (checked every step, before it is logged), or
+            a weight or optimiser state is when a checkpoint is due; the checkpoint on disk is
+            then the last good one, and nothing else is written.
     """
     out = Path(out)
+    if max_minutes is not None and not (max_minutes > 0 and math.isfinite(max_minutes)):
+        raise ValueError(f"--max-minutes must be positive and finite, got {max_minutes}")
     state = TrainState(config=config)
     if resume is not None:
         resume = Path(resume)
         saved = load_checkpoint(resume, modules=modules, optimizers=optimizers,
                                 generators=generators) if resume.is_file() else None
         if saved is None:
-            raise FileNotFoundError(f"--resume checkpoint not found: {resume}")
+            hint = (f" ({out} holds a run stopped before its first checkpoint: start it again "
+                    f"with --overwrite)" if (out / "log.csv").is_file() else "")
+            raise FileNotFoundError(f"--resume checkpoint not found: {resume}{hint}")
         _check_config(resume, saved.get("config", {}), config)
         state = TrainState(step=saved["step"], epoch=saved["epoch"], batch=saved["batch"],
                            config=config)
@@ -124,46 +171,69 @@ def fit(
     total = total_steps(steps_per_epoch, epochs=epochs, max_steps=max_steps)
     logger = CSVLogger(out / "log.csv", loss_names,
                        resume_step=state.step if resume is not None else None) if is_main else None
-    bar = progress_bar(total=total, initial=min(state.step, total), enabled=is_main,
-                       desc=f"train {out.name}")
-    t0 = time.monotonic()
+    t_log = logger.time_offset if logger is not None else 0.0
+    ckpt_path = out / CHECKPOINT_NAME
+    # the step of the good checkpoint in ``out`` (None: there is none yet)
+    saved_step = (state.step if resume is not None and resume.resolve() == ckpt_path.resolve()
+                  else None)
+
+    def diverged(what: str) -> NonFiniteError:
+        kept = (f"the last good checkpoint {ckpt_path} (step {saved_step}) is kept"
+                if saved_step is not None else "no checkpoint was written")
+        return NonFiniteError(f"training diverged at step {state.step}: {what}; {kept} and no "
+                              f"final model was saved (lower --lr, or check the data)")
 
     def checkpoint() -> None:
+        nonlocal saved_step
+        bad = first_nonfinite(modules, optimizers)
+        if bad is not None:
+            raise diverged(f"{bad} holds non-finite values")
         if is_main:
-            save_checkpoint(out / CHECKPOINT_NAME, modules=modules, optimizers=optimizers,
+            save_checkpoint(ckpt_path, modules=modules, optimizers=optimizers,
                             generators=generators,
                             state={"step": state.step, "epoch": state.epoch,
                                    "batch": state.batch, "config": config})
+        saved_step = state.step
 
     def samples() -> None:
         if is_main and sample_fn is not None:
             save_sample_grid(out / "samples.png", sample_fn())
 
-    out_of_time = False
-    while state.step < total and state.epoch < epochs and not out_of_time:
-        sampler.set_epoch(state.epoch, start=state.batch * loader.batch_size)
-        for (x,) in loader:
-            losses = step_fn(x.to(device, non_blocking=True), state)
-            state.step += 1
-            state.batch += 1
-            if logger is not None:
-                logger.log(state.step, state.epoch, time.monotonic() - t0, losses)
-                bar.set_postfix({k: f"{v:.4g}" for k, v in losses.items()}, refresh=False)
-                bar.update(1)
-            if ckpt_every and state.step % ckpt_every == 0:
-                checkpoint()
-            if sample_every and state.step % sample_every == 0:
-                samples()
-            out_of_time = max_minutes is not None and time.monotonic() - t0 > 60.0 * max_minutes
-            if state.step >= total or out_of_time:
-                break
-        if state.batch >= steps_per_epoch:  # epoch complete (the loader drops the last partial batch)
-            state.epoch, state.batch = state.epoch + 1, 0
-    bar.close()
-    checkpoint()
-    samples()
-    if logger is not None:
-        logger.close()
+    bar = progress_bar(total=total, initial=min(state.step, total), enabled=is_main,
+                       desc=f"train {out.name}")
+    t0 = time.monotonic()
+    try:
+        out_of_time = False
+        while state.step < total and state.epoch < epochs and not out_of_time:
+            sampler.set_epoch(state.epoch, start=state.batch * loader.batch_size)
+            for (x,) in loader:
+                losses = step_fn(x.to(device, non_blocking=True), state)
+                state.step += 1
+                state.batch += 1
+                bad = [f"{k} = {v}" for k, v in losses.items() if not math.isfinite(v)]
+                if bad:
+                    raise diverged(", ".join(bad))
+                if logger is not None:
+                    logger.log(state.step, state.epoch, t_log + time.monotonic() - t0, losses)
+                    bar.set_postfix({k: f"{v:.4g}" for k, v in losses.items()}, refresh=False)
+                    bar.update(1)
+                if ckpt_every and state.step % ckpt_every == 0:
+                    checkpoint()
+                if sample_every and state.step % sample_every == 0:
+                    samples()
+                out_of_time = (max_minutes is not None
+                               and time.monotonic() - t0 > 60.0 * max_minutes)
+                if state.step >= total or out_of_time:
+                    break
+            if state.batch >= steps_per_epoch:  # epoch complete (the loader drops the last partial batch)
+                state.epoch, state.batch = state.epoch + 1, 0
+        if saved_step != state.step:
+            checkpoint()
+        samples()
+    finally:
+        bar.close()
+        if logger is not None:
+            logger.close()
     if dist.is_initialized():
         dist.barrier()
     return state

@@ -26,8 +26,9 @@ from genprior._random import make_generator
 from genprior.data.training_data import ResumableSampler, load_image_data, parse_range
 from genprior.training.config import TrainConfig
 from genprior.training.distributed import DistInfo, cleanup_distributed, init_distributed
-from genprior.training.loop import TrainState, fit, total_steps
+from genprior.training.loop import NonFiniteError, TrainState, first_nonfinite, fit, total_steps
 from genprior.training.precision import Precision
+from genprior.training.run_folder import check_run_folder, prepare_run_folder
 
 __all__ = [
     "RunContext",
@@ -61,13 +62,22 @@ class RunContext:
 
 
 def setup_run(config: TrainConfig) -> RunContext:
-    """Check the device settings, start DDP when under ``torchrun`` and create the run folder.
+    """Check the run folder and the device settings, start DDP when under ``torchrun`` and
+    prepare the run folder.
 
-    Sets torch's CPU threads when ``config.threads`` is given.
+    Before anything is written (and on every process) the run folder is checked
+    (:func:`~genprior.training.run_folder.check_run_folder`): a folder holding a run is refused
+    unless resumed from its own checkpoint or ``overwrite`` is set, and so is a folder inside the
+    data. Then the main process creates it, deletes the old run when ``overwrite`` is set and
+    removes temporary files left by killed runs. Sets torch's CPU threads when
+    ``config.threads`` is given.
 
     Raises:
-        ValueError: CUDA requested but absent, or mixed precision off CUDA.
+        ValueError: the run folder is refused; CUDA requested but absent, or mixed precision off
+            CUDA.
     """
+    check_run_folder(config.out, data=config.data, resume=config.resume_path,
+                     overwrite=config.overwrite)
     if config.threads is not None:
         torch.set_num_threads(int(config.threads))
     device, precision = config.device, config.precision
@@ -81,7 +91,7 @@ def setup_run(config: TrainConfig) -> RunContext:
                          f"{info.device}")
     out = Path(config.out)
     if info.is_main:
-        out.mkdir(parents=True, exist_ok=True)
+        prepare_run_folder(out, overwrite=config.overwrite)
     return RunContext(dist=info, out=out, seed=int(config.seed))
 
 
@@ -263,6 +273,9 @@ class TrainingRun:
             state: from :meth:`fit`.
             models: folder name -> model; the first is the run's result.
             what: said after the first folder's name in the printed line.
+
+        Raises:
+            NonFiniteError: a model holds NaN or infinite weights (nothing is written).
         """
         c = self.config
         info = {"steps": state.step, "epochs_completed": state.epoch, "data": str(c.data),
@@ -271,6 +284,10 @@ class TrainingRun:
         for model in models.values():
             model.eval()
         name, model = next(iter(models.items()))
+        bad = first_nonfinite(dict(models))
+        if bad is not None:
+            raise NonFiniteError(f"{bad} holds non-finite values after {state.step} steps; "
+                                 f"nothing was saved to {self.ctx.out / name}")
         if self.ctx.is_main:
             for folder, m in models.items():
                 m.save_pretrained(self.ctx.out / folder, training=info)

@@ -20,7 +20,7 @@ from torch import Tensor, nn
 from genprior._flags import flag
 from genprior._random import make_generator
 from genprior.priors.base import Prior
-from genprior.training.config import TrainConfig, deprecated_entry_points
+from genprior.training.config import TrainConfig, check_positive_flags, deprecated_entry_points
 from genprior.training.loop import TrainState
 from genprior.training.run import TrainingRun, TrainResult
 
@@ -44,12 +44,18 @@ class VAETrainConfig(TrainConfig):
     epochs: int = 100
     batch_size: int = 100
     lr: float = 1e-3
-    arch: Literal["mlp", "conv"] = field(default="mlp", metadata=flag(
-        "mlp: MLPVAE (CSGM MNIST); conv: ConvVAE (64x64 faces)"))
+    arch: Literal["mlp", "conv", "spatial"] = field(default="mlp", metadata=flag(
+        "mlp: MLPVAE (CSGM MNIST); conv: ConvVAE (64x64 faces); spatial: SpatialVAE (fully "
+        "convolutional, any image size)"))
     latent_dim: int | None = field(default=None, metadata=flag(
-        "latent size (default 20 for mlp, 128 for conv)"))
+        "latent size (default 20 for mlp, 128 for conv); for spatial the latent channels "
+        "(default 4)"))
     hidden: int = field(default=500, metadata=flag("mlp: hidden width"))
-    base_channels: int = field(default=32, metadata=flag("conv: first conv width"))
+    base_channels: int = field(default=32, metadata=flag("conv, spatial: first conv width"))
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_positive_flags(self, "latent_dim", "hidden", "base_channels")
 
 
 def build_vae(arch: str, img_shape: tuple[int, int, int], *, latent_dim: int | None,
@@ -68,7 +74,12 @@ def build_vae(arch: str, img_shape: tuple[int, int, int], *, latent_dim: int | N
 
         return ConvVAE(img_shape=img_shape, latent_dim=latent_dim or 128,
                        base_channels=base_channels)
-    raise ValueError(f"--arch must be mlp or conv, got {arch!r}")
+    if arch == "spatial":
+        from genprior.priors.spatial_vae import SpatialVAE
+
+        return SpatialVAE(img_shape=img_shape, latent_channels=latent_dim or 4,
+                          base_channels=base_channels)
+    raise ValueError(f"--arch must be mlp, conv or spatial, got {arch!r}")
 
 
 class _NegativeELBO(nn.Module):
