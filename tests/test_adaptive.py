@@ -165,3 +165,20 @@ def test_bad_options():
         adaptive(y, A, G, adapt=["nope"], steps=1, adapt_steps=1)
     with pytest.raises(ValueError, match="lr_theta"):
         adaptive(y, A, G, lr_theta=float("inf"), steps=1, adapt_steps=1)
+
+
+def test_callback_sees_every_step_and_the_frozen_rows():
+    G, A, _, y = _linear_problem(noise=0.0)
+    z = torch.zeros(3, D, dtype=torch.float64)
+    seen = []
+    kw = {"steps": 40, "lr_theta": 0.01, "lr_z": 0.0, "adapt": ["b"]}
+    _, _, free, _ = adapt_weights(y, A, G, z, **kw)
+    thr = float(free[10, 0] + free[11, 0]) / 2
+    _, _, _, n = adapt_weights(y, A, G, z, noise_std=1.0, tau=thr,
+                               callback=lambda t, x: seen.append((t, x)), **kw)
+    assert [t for t, _ in seen] == list(range(len(seen)))
+    # the measurement error of what the callback sees is the objective recorded before the step
+    err = ((A.A(seen[5][1]) - y) ** 2).sum(1) / M
+    torch.testing.assert_close(err, free[5])
+    stop = int(n[0])
+    assert torch.equal(seen[-1][1][0], seen[stop][1][0])  # image 0 frozen after it stopped

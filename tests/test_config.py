@@ -47,7 +47,8 @@ def _gen(seed: int) -> torch.Generator:
 
 # ----------------------------------------------------------------------------------- registries
 def test_registries_hold_exactly_the_shipped_classes():
-    assert set(OPERATORS) == {"gaussian_cs", "structured_cs", "downsample", "inpaint"}
+    assert set(OPERATORS) == {"gaussian_cs", "structured_cs", "downsample", "inpaint",
+                              "block_cs"}
     assert set(PRIORS) == {"MLPVAE", "DCGANGenerator", "ConvVAE", "LinearGenerator", "SpatialVAE",
                            "AutoencoderKLPrior"}
     assert set(CONDITIONAL_PRIORS) == {"ConditionalSR"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -9,6 +10,7 @@ import torch.nn.functional as F
 from genprior.operators import (
     OPERATORS,
     SPEC_FORMS,
+    BlockCS,
     Downsample,
     GaussianCS,
     Inpaint,
@@ -17,6 +19,7 @@ from genprior.operators import (
     load_operator,
     make_operator,
 )
+from genprior.operators.block_cs import read_matrix
 from genprior.operators.structured_cs import dct3, dct_ortho, idct3, idct_ortho
 
 
@@ -39,6 +42,13 @@ OPERATOR_FACTORIES = {
     "inpaint_channel_mask": lambda: Inpaint(
         (3, 9, 15), torch.rand(3, 9, 15, generator=_gen(5)) < 0.5
     ),
+    # padding on both sides (37 = 4*8 + 5, 31 = 3*8 + 7); every border block keeps >= 35 > m
+    # pixels, so A stays surjective (tests/test_projection.py reaches any y)
+    "block_cs": lambda: BlockCS((1, 37, 31), 8, m=12, seed=0, noise_std=0.1),
+    "block_cs_orthonormal": lambda: BlockCS(
+        (3, 11, 14), 4, m=3, kind="orthonormal", generator=_gen(6)
+    ),
+    "block_cs_given": lambda: BlockCS((2, 8, 9), 3, torch.randn(3, 9, generator=_gen(7))),
 }
 
 
@@ -280,6 +290,190 @@ def test_inpaint_measures_kept_pixels():
     assert Inpaint.random((3, 10, 10), 0.25, generator=_gen(0)).m == 3 * 25
 
 
+def _ista_net_block_measurements(image, phi, block):
+    """ISTA-Net's test protocol in plain numpy-style loops (``imread_CS_py`` / ``img2col_py`` of
+    jianzhangcs/ISTA-Net-PyTorch): zero-pad the bottom/right, walk the blocks row by row, flatten
+    each one row-major (``reshape([-1])``) and multiply by phi. Returns ``Phix``, blocks x m."""
+    h, w = image.shape
+    padded = image.new_zeros(-(-h // block) * block, -(-w // block) * block)
+    padded[:h, :w] = image
+    columns = []
+    for top in range(0, padded.shape[0], block):
+        for left in range(0, padded.shape[1], block):
+            columns.append(padded[top : top + block, left : left + block].reshape(-1))
+    return torch.stack(columns) @ phi.T
+
+
+def test_block_cs_equals_blockwise_loop():
+    """Closed form: every block of every channel, flattened row-major, times the matrix."""
+    op = BlockCS((2, 37, 31), 5, m=7, seed=0).to(torch.float64)
+    x = torch.rand(3, 2, 37, 31, dtype=torch.float64, generator=_gen(0))
+    y = op.A(x)
+    assert y.shape == (3, 2, 7, 8, 7)
+    for b in range(3):
+        for c in range(2):
+            phix = _ista_net_block_measurements(x[b, c], op.matrix, 5)
+            torch.testing.assert_close(y[b, c].flatten(1).T, phix, rtol=0, atol=1e-13)
+    # for one channel it is the strided-convolution sampling layer of CSNet
+    padded = F.pad(x, (0, 4, 0, 3))
+    conv = F.conv2d(padded.flatten(0, 1)[:, None], op.matrix.reshape(7, 1, 5, 5), stride=5)
+    torch.testing.assert_close(y.flatten(0, 1), conv, rtol=0, atol=1e-13)
+    # the adjoint puts phi^T y back block by block
+    v = torch.randn(1, *op.meas_shape, dtype=torch.float64, generator=_gen(1))
+    expected = torch.zeros(2, 40, 35, dtype=torch.float64)
+    for c in range(2):
+        for i in range(8):
+            for j in range(7):
+                patch = (op.matrix.T @ v[0, c, :, i, j]).reshape(5, 5)
+                expected[c, 5 * i : 5 * i + 5, 5 * j : 5 * j + 5] = patch
+    torch.testing.assert_close(op.A_adjoint(v)[0], expected[:, :37, :31], rtol=0, atol=1e-13)
+    # a matrix for column-major blocks (MATLAB im2col) converts as docs/operators.md says
+    phi_col = torch.randn(7, 25, dtype=torch.float64, generator=_gen(2))
+    phi_row = phi_col.reshape(7, 5, 5).transpose(1, 2).reshape(7, 25)
+    col_major = BlockCS((1, 10, 5), 5, phi_row)
+    image = x[0, :1, :10, :5]
+    blocks = [image[0, 5 * i : 5 * i + 5].T.reshape(-1) for i in range(2)]  # column-major
+    torch.testing.assert_close(col_major.A(image[None])[0, 0, :, :, 0].T,
+                               torch.stack(blocks) @ phi_col.T, rtol=0, atol=1e-13)
+
+
+def test_block_cs_pads_with_zeros():
+    """A x equals the same block matrix applied to the zero-padded image; A^T y is its crop."""
+    op = BlockCS((3, 37, 31), 5, m=6, seed=1).to(torch.float64)
+    padded_op = BlockCS((3, 40, 35), 5, op.matrix)
+    assert padded_op.meas_shape == op.meas_shape
+    x = torch.rand(2, 3, 37, 31, dtype=torch.float64, generator=_gen(2))
+    x_padded = F.pad(x, (0, 4, 0, 3))
+    torch.testing.assert_close(op.A(x), padded_op.A(x_padded), rtol=0, atol=0)
+    # any non-zero padding would change the measurements: the border blocks see the padding
+    assert not torch.allclose(op.A(x), padded_op.A(F.pad(x, (0, 4, 0, 3), value=1.0)))
+    y = torch.randn(2, *op.meas_shape, dtype=torch.float64, generator=_gen(3))
+    torch.testing.assert_close(op.A_adjoint(y), padded_op.A_adjoint(y)[..., :37, :31])
+    # no padding when the block divides the image
+    exact = BlockCS((1, 10, 15), 5, m=4, seed=0)
+    assert exact.meas_shape == (1, 4, 2, 3) and exact.surjective
+
+
+def test_block_cs_dagger_exact_when_border_blocks_are_rank_deficient():
+    """Border blocks of a 37 x 31 image with b = 5 keep 10, 5 and 2 pixels < m = 12: A is not
+    surjective, and A^+ is still the Moore-Penrose inverse (pinv of the kept columns per block,
+    not the crop of the padded operator's pinv)."""
+    op = BlockCS((1, 37, 31), 5, m=12, seed=2).to(torch.float64)
+    assert not op.surjective
+    matrix, dagger = _dense(op), _dense_dagger(op)
+    torch.testing.assert_close(dagger, torch.linalg.pinv(matrix), rtol=1e-8, atol=1e-10)
+    for a, b in ((matrix @ dagger @ matrix, matrix), (dagger @ matrix @ dagger, dagger)):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
+    for sym in (matrix @ dagger, dagger @ matrix):
+        torch.testing.assert_close(sym, sym.T, rtol=1e-10, atol=1e-10)
+    identity = torch.eye(op.m, dtype=torch.float64)
+    assert not torch.allclose(matrix @ dagger, identity, atol=1e-3)
+    # the padded operator's blockwise pinv, cropped, is not the pseudo-inverse of A
+    padded = BlockCS((1, 40, 35), 5, op.matrix)
+    y = op.A(torch.rand(1, 1, 37, 31, dtype=torch.float64, generator=_gen(4)))
+    assert not torch.allclose(padded.A_dagger(y)[..., :37, :31], op.A_dagger(y), atol=1e-3)
+
+
+def test_block_cs_orthonormal_rows_are_the_gaussian_draw_orthonormalised():
+    gauss = BlockCS((1, 12, 12), 4, m=6, seed=5).matrix.double()
+    orth = BlockCS((1, 12, 12), 4, m=6, kind="orthonormal", seed=5).matrix.double()
+    torch.testing.assert_close(orth @ orth.T, torch.eye(6, dtype=torch.float64), atol=1e-6,
+                               rtol=0)
+    # Gram-Schmidt: gauss = L orth with L lower triangular, positive diagonal
+    lower = gauss @ orth.T
+    torch.testing.assert_close(lower.triu(1), torch.zeros(6, 6, dtype=torch.float64),
+                               atol=1e-6, rtol=0)
+    assert bool((lower.diagonal() > 0).all())
+    assert abs(float(gauss.var()) * 6 - 1) < 0.25  # entries N(0, 1/m)
+    # without padding and with orthonormal rows, A^+ = A^T (up to float32 rounding)
+    op = BlockCS((2, 12, 8), 4, m=6, kind="orthonormal", seed=5)
+    y = torch.randn(2, *op.meas_shape, generator=_gen(5))
+    torch.testing.assert_close(op.A_dagger(y), op.A_adjoint(y), rtol=1e-5, atol=1e-5)
+
+
+def test_block_cs_reads_npy_and_safetensors_files(tmp_path):
+    from safetensors.torch import save_file
+
+    phi = torch.randn(4, 9, dtype=torch.float64, generator=_gen(0))
+    np_path, st_path = tmp_path / "phi.npy", tmp_path / "phi.safetensors"
+    np.save(np_path, phi.numpy())
+    save_file({"phi": phi.float(), "other": torch.zeros(2)}, str(st_path))
+    op = BlockCS.from_file(np_path, (1, 8, 7))
+    assert op.block == 3 and op.matrix.dtype == torch.float32
+    assert op.config == {"img_size": [1, 8, 7], "block": 3, "m": 4, "kind": "given",
+                         "noise_std": 0.0, "seed": None}
+    torch.testing.assert_close(op.matrix, phi.float())
+    assert torch.equal(BlockCS.from_file(np_path, (1, 8, 7), dtype=torch.float64).matrix, phi)
+    assert torch.equal(BlockCS((1, 8, 7), 3, str(np_path)).matrix, op.matrix)  # a path argument
+    assert torch.equal(BlockCS.from_file(st_path, (1, 8, 7), key="phi").matrix, op.matrix)
+    with pytest.raises(ValueError, match="pass key="):
+        read_matrix(st_path)
+    with pytest.raises(ValueError, match="has no 'nope'"):
+        read_matrix(st_path, key="nope")
+    spec_op = make_operator(f"block_cs:3:{np_path}", (1, 8, 7), noise_std=0.1)
+    assert torch.equal(spec_op.matrix, op.matrix) and spec_op.noise_std == 0.1
+    # a file-loaded operator saves its matrix and loads without the file
+    op.save(tmp_path / "op.safetensors")
+    np_path.unlink()
+    loaded = load_operator(tmp_path / "op.safetensors")
+    assert loaded.config == op.config and torch.equal(loaded.matrix, op.matrix)
+    x = torch.rand(2, 1, 8, 7, generator=_gen(1))
+    assert torch.equal(loaded.A(x), op.A(x))
+
+
+def test_block_cs_reads_matlab_files(tmp_path):
+    scipy_io = pytest.importorskip("scipy.io")
+    phi = np.asfortranarray(np.random.default_rng(0).standard_normal((5, 16)))  # as MATLAB
+    path = tmp_path / "phi_0_30_16.mat"
+    scipy_io.savemat(path, {"phi": phi})
+    op = BlockCS.from_file(path, (1, 9, 10), dtype=torch.float64)
+    assert op.block == 4 and op.meas_shape == (1, 5, 3, 3)
+    assert torch.equal(op.matrix, torch.from_numpy(np.ascontiguousarray(phi)))
+    assert torch.equal(make_operator(f"block_cs:4:{path}", (1, 9, 10)).matrix, op.matrix.float())
+    x = torch.rand(1, 1, 9, 10, dtype=torch.float64, generator=_gen(0))
+    phix = _ista_net_block_measurements(x[0, 0], op.matrix, 4)
+    torch.testing.assert_close(op.A(x)[0, 0].flatten(1).T, phix, rtol=0, atol=1e-13)
+    scipy_io.savemat(tmp_path / "two.mat", {"phi": phi, "Qinit": phi.T})
+    with pytest.raises(ValueError, match=r"\['Qinit', 'phi'\]; pass key="):
+        read_matrix(tmp_path / "two.mat")
+    assert BlockCS.from_file(tmp_path / "two.mat", (1, 9, 10), key="phi").m == op.m
+
+
+def test_block_cs_errors(tmp_path):
+    with pytest.raises(ValueError, match="1 <= m <= block\\*\\*2 = 9"):
+        BlockCS((1, 8, 8), 3, m=10, seed=0)
+    with pytest.raises(ValueError, match="needs m"):
+        BlockCS((1, 8, 8), 3, seed=0)
+    with pytest.raises(TypeError, match="m must be an int"):
+        BlockCS((1, 8, 8), 3, m=2.0, seed=0)
+    with pytest.raises(ValueError, match="kind must be one of"):
+        BlockCS((1, 8, 8), 3, m=2, kind="uniform", seed=0)
+    with pytest.raises(ValueError, match="block must be an int >= 1"):
+        BlockCS((1, 8, 8), 0, m=1, seed=0)
+    with pytest.raises(ValueError, match="9 columns"):
+        BlockCS((1, 8, 8), 3, torch.randn(2, 8))
+    with pytest.raises(ValueError, match="m=3 but the matrix has 2 rows"):
+        BlockCS((1, 8, 8), 3, torch.randn(2, 9), m=3)
+    with pytest.raises(ValueError, match="full row rank"):
+        BlockCS((1, 8, 8), 3, torch.ones(2, 9))
+    with pytest.raises(ValueError, match="non-finite"):
+        BlockCS((1, 8, 8), 3, torch.full((2, 9), float("nan")))
+    with pytest.raises(ValueError, match="seed and generator"):
+        BlockCS((1, 8, 8), 3, torch.randn(2, 9), seed=0)
+    with pytest.raises(ValueError, match="applies to drawn matrices"):
+        BlockCS((1, 8, 8), 3, torch.randn(2, 9), kind="orthonormal")
+    with pytest.raises(TypeError, match="matrix must be"):
+        BlockCS((1, 8, 8), 3, [[1.0] * 9])
+    np.save(tmp_path / "wide.npy", np.ones((2, 10)))
+    with pytest.raises(ValueError, match="not a square number"):
+        BlockCS.from_file(tmp_path / "wide.npy", (1, 8, 8))
+    (tmp_path / "phi.txt").write_text("1 2")
+    with pytest.raises(ValueError, match="unknown matrix file type"):
+        read_matrix(tmp_path / "phi.txt")
+    with pytest.raises(FileNotFoundError, match="matrix file not found"):
+        BlockCS((1, 8, 8), 3, tmp_path / "missing.npy")
+
+
 def test_deepinv_prox_l2_agrees_with_closed_form():
     """deepinv's own CG-based prox_l2 runs on our operator and matches the dense closed form."""
     op = GaussianCS(30, (1, 7, 9), seed=0).to(torch.float64)
@@ -357,6 +551,9 @@ def test_dtype_and_device_mismatch_errors():
         ("downsample:2:box", Downsample, (3, 8, 4)),
         ("inpaint:center:4", Inpaint, (3 * (16 * 8 - 16),)),
         ("inpaint:random:0.5", Inpaint, (3 * 64,)),
+        ("block_cs:4:5", BlockCS, (3, 5, 4, 2)),
+        ("block_cs:5:3:orthonormal", BlockCS, (3, 3, 4, 2)),
+        ("block_cs:3:9:gaussian", BlockCS, (3, 9, 6, 3)),
     ],
 )
 def test_make_operator(spec, cls, meas_shape):
@@ -388,6 +585,11 @@ def test_make_operator_conventions():
         "inpaint:random:x",
         "structured_cs:1:2",
         "",
+        "block_cs:4",
+        "block_cs:x:5",
+        "block_cs:4:five",
+        "block_cs:4:5:uniform",
+        "block_cs:4:5:gaussian:1",
     ],
 )
 def test_make_operator_bad_spec(spec):

@@ -8,6 +8,7 @@ from genprior.operators.base import (
     load_operator,
     register_operator,
 )
+from genprior.operators.block_cs import BlockCS
 from genprior.operators.downsample import Downsample
 from genprior.operators.factory import SPEC_FORMS, make_operator
 from genprior.operators.gaussian_cs import GaussianCS
@@ -18,6 +19,7 @@ from genprior.operators.structured_cs import StructuredCS
 __all__ = [
     "OPERATORS",
     "SPEC_FORMS",
+    "BlockCS",
     "Downsample",
     "GaussianCS",
     "Inpaint",

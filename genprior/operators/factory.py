@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from genprior._random import make_generator
 from genprior.operators.base import Operator
+from genprior.operators.block_cs import KINDS, MATRIX_SUFFIXES, BlockCS
 from genprior.operators.downsample import KERNELS, Downsample
 from genprior.operators.gaussian_cs import GaussianCS
 from genprior.operators.inpaint import Inpaint
@@ -20,13 +21,18 @@ SPEC_FORMS = (
     "downsample:F:bicubic",
     "inpaint:center:S",
     "inpaint:random:P",
+    "block_cs:B:M",
+    "block_cs:B:M:gaussian",
+    "block_cs:B:M:orthonormal",
+    "block_cs:B:FILE",
 )
 
 
 def _bad_spec(spec: str, why: str) -> ValueError:
     return ValueError(
         f"invalid operator spec {spec!r} ({why}); valid forms: {', '.join(SPEC_FORMS)} "
-        "(M measurements, F integer factor, S box side in pixels, P kept fraction in (0, 1])"
+        "(M measurements, F integer factor, S box side in pixels, P kept fraction in (0, 1], "
+        "B block side in pixels, FILE a .mat, .npy or .safetensors matrix with B*B columns)"
     )
 
 
@@ -49,8 +55,11 @@ def make_operator(
     Forms (see :data:`SPEC_FORMS`): ``gaussian_cs:M`` (:class:`GaussianCS`, entries of variance
     ``1/M``), ``gaussian_cs_unscaled:M`` (variance 1, the CSGM reference convention),
     ``structured_cs:M``, ``downsample:F[:box|:bicubic]`` (box by default),
-    ``inpaint:center:S`` (hide a centred ``S x S`` box) and ``inpaint:random:P`` (observe a
-    random fraction ``P`` of the pixels).
+    ``inpaint:center:S`` (hide a centred ``S x S`` box), ``inpaint:random:P`` (observe a
+    random fraction ``P`` of the pixels), ``block_cs:B:M[:gaussian|:orthonormal]``
+    (:class:`BlockCS`, ``M`` measurements of every ``B x B`` block, a drawn matrix, Gaussian by
+    default) and ``block_cs:B:FILE`` (its matrix read from ``FILE``, e.g. a Set11
+    ``phi_0_10_1089.mat`` with ``B = 33``; everything after ``B:`` is the path).
 
     Args:
         spec: the spec string.
@@ -97,4 +106,26 @@ def make_operator(
         return Inpaint.random(
             img_size, keep_fraction, generator=make_generator(seed), noise_std=noise_std
         )
+    if kind == "block_cs":
+        return _block_cs(spec, img_size, noise_std=noise_std, seed=seed)
     raise _bad_spec(spec, f"unknown operator {kind!r}")
+
+
+def _block_cs(spec: str, img_size: tuple[int, int, int], *, noise_std: float, seed: int) -> BlockCS:
+    """``block_cs:B:M[:KIND]`` or ``block_cs:B:FILE`` (the path may contain ``:``)."""
+    parts = spec.strip().split(":", 2)
+    if len(parts) != 3:
+        raise _bad_spec(spec, "block_cs takes B:M, B:M:KIND or B:FILE")
+    block = _to_int(parts[1], spec)
+    first, *more = parts[2].split(":")
+    try:
+        m = int(first)
+    except ValueError:
+        path = parts[2]
+        if not path.lower().endswith(MATRIX_SUFFIXES):
+            raise _bad_spec(spec, f"{path!r} is neither an integer M nor a matrix file") from None
+        return BlockCS(img_size, block, path, noise_std=noise_std)
+    if len(more) > 1 or (more and more[0] not in KINDS):
+        raise _bad_spec(spec, f"block_cs:B:M takes optionally one of {', '.join(KINDS)}")
+    kind = more[0] if more else "gaussian"
+    return BlockCS(img_size, block, m=m, kind=kind, noise_std=noise_std, seed=seed)

@@ -26,7 +26,7 @@ discrepancy principle: a row stops adapting once :math:`\|A x - y\|^2 / m \le \t
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -128,6 +128,7 @@ def adapt_weights(
     noise_std: float | None = None,
     tau: float | None = None,
     loss_reduction: str = "reference",
+    callback: Callable[[int, Tensor], None] | None = None,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     r"""Stage 2 of IAGAN: adapt :math:`(z_i, \theta_i)` of every image, all in one batch.
 
@@ -146,6 +147,9 @@ def adapt_weights(
         tau: :math:`\tau`; a row stops once :math:`\|Ax - y\|^2/m \le \tau\sigma^2`
             (``None``: off).
         loss_reduction: ``"reference"`` (mean over the measurements, as CSGM) or ``"sum"``.
+        callback: called as ``callback(t, x)`` before every step with the current images of
+            all rows (detached; a stopped row shows its frozen image), e.g. to record an
+            error-vs-steps curve.
 
     Returns:
         ``(x, z, history, n_steps)``: adapted images ``(B, C, H, W)``, latents, the objective
@@ -165,13 +169,13 @@ def adapt_weights(
     try:
         return _adapt(y, A, prior, z, lam=lam, lam_theta=lam_theta, steps=steps,
                       lr_theta=lr_theta, lr_z=lr_z, adapt=adapt, noise_std=noise_std, tau=tau,
-                      loss_reduction=loss_reduction)
+                      loss_reduction=loss_reduction, callback=callback)
     finally:
         prior.train(was_training)
 
 
 def _adapt(y, A, prior, z, *, lam, lam_theta, steps, lr_theta, lr_z, adapt, noise_std, tau,
-           loss_reduction):
+           loss_reduction, callback):
     b, m = y.shape[0], y[0].numel()
     theta0 = adaptable_tensors(prior, adapt)
     theta = {k: v.unsqueeze(0).expand(b, *v.shape).clone() for k, v in theta0.items()}
@@ -189,6 +193,8 @@ def _adapt(y, A, prior, z, *, lam, lam_theta, steps, lr_theta, lr_z, adapt, nois
     last = torch.zeros(b, dtype=z.dtype, device=z.device)
     threshold = None if tau is None else float(tau) * float(noise_std) ** 2
     t = -1
+    frozen = None if callback is None else torch.zeros(b, *prior.img_shape, dtype=z.dtype,
+                                                       device=z.device)
     for t in range(steps):
         rows = (~stopped).nonzero().squeeze(1)
         if rows.numel() == 0:
@@ -205,6 +211,9 @@ def _adapt(y, A, prior, z, *, lam, lam_theta, steps, lr_theta, lr_z, adapt, nois
             inputs = list(active.values()) + ([zs] if lr_z > 0 else [])
             grads = torch.autograd.grad(value.sum(), inputs)
         with torch.no_grad():
+            if frozen is not None:
+                frozen[rows_] = x.detach()
+                callback(t, frozen.clone())
             value = value.detach()
             move = torch.ones(value.shape[0], dtype=torch.bool, device=z.device)
             if threshold is not None:
