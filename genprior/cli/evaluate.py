@@ -7,6 +7,10 @@ summary (mean and 95% half-width 1.96 std / sqrt(N)) to a CSV or JSON file, and 
 An operator that is not the one recorded in ``--measurements`` is refused; an existing ``--out``
 file is refused unless ``--overwrite`` is given (the table is written to a temporary file and
 renamed, so it is never half-written).
+
+``--figure FILE.png`` also draws the first 8 images, one per row: the truth and the
+reconstruction (titled ``--label``, by default the name of the folder holding ``x_hat.npz``, and
+its PSNR), checked and written like ``--out``.
 """
 
 from __future__ import annotations
@@ -37,6 +41,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "torch hub cache; never downloads)")
     parser.add_argument("--lpips-net", default="alex", choices=("alex", "vgg", "squeeze"),
                         help="LPIPS backbone")
+    parser.add_argument("--figure", default=None, metavar="FILE_PNG",
+                        help="also write a labelled figure (truth | reconstruction with its "
+                        "PSNR) of the first 8 images")
+    parser.add_argument("--label", default=None,
+                        help="the reconstruction's name in the figure (default: the folder of "
+                        "--recon when it is named x_hat.npz, else the file's name)")
+
+
+def recon_label(recon: str | Path) -> str:
+    """The default ``--label``: the folder of a file named ``x_hat.npz``, else the file's stem.
+
+    Example:
+        >>> recon_label("run/csgm/x_hat.npz"), recon_label("run/lasso.npz")
+        ('csgm', 'lasso')
+    """
+    path = Path(recon)
+    return path.parent.name if path.stem == "x_hat" and path.parent.name else path.stem
 
 
 def run(args: argparse.Namespace) -> int:
@@ -51,6 +72,12 @@ def run(args: argparse.Namespace) -> int:
     if (args.measurements is None) != (args.operator is None):
         raise ValueError("--measurements and --operator must be given together")
     check_output(out, args.overwrite, kind="file")
+    if args.figure is not None:
+        if Path(args.figure).suffix != ".png":
+            raise ValueError(f"--figure must end in .png, got {args.figure!r}")
+        if Path(args.figure).absolute() == out.absolute():
+            raise ValueError("--figure and --out name the same file")
+        check_output(args.figure, args.overwrite, option="--figure", kind="file")
     with reading("--truth", args.truth):
         x = load_images_npz(args.truth)
     with reading("--recon", args.recon):
@@ -73,11 +100,18 @@ def run(args: argparse.Namespace) -> int:
     table = MetricsTable.from_metrics(metrics)
     if out.parent.is_dir():
         remove_stale(out.parent)
+    if args.figure is not None:
+        from genprior.cli._figures import comparison_figure, save_figure
+
+        label = args.label or recon_label(args.recon)
+        save_figure(args.figure, comparison_figure(
+            x, {label: x_hat}, psnr={label: metrics["psnr"]},
+            title=f"genprior evaluate {args.recon}"))
     if out.suffix == ".csv":
         table.to_csv(out)
     else:
         table.to_json(out, truth=str(args.truth), recon=str(args.recon),
                       data_range=args.data_range)
     print(table)
-    print(f"wrote {out}")
+    print(f"wrote {out}" + ("" if args.figure is None else f" and {args.figure}"))
     return 0

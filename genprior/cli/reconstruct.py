@@ -4,8 +4,10 @@
 --operator DIR/operator.safetensors --out OUT`` writes to OUT:
 
 - ``x_hat.npz``: the reconstructions (key ``x``, clamped to [0, 1]);
-- ``grid.png``: one row per image set, top to bottom: the ground truth (when ``y.npz`` holds
-  ``x``), the pseudo-inverse ``A_dagger(y)`` (clamped) and ``x_hat`` (first 16 images);
+- ``grid.png``: a labelled figure of the first 8 images, one row per image and one column per
+  image set, left to right: the ground truth (when ``y.npz`` holds ``x``), the pseudo-inverse
+  ``A_dagger(y)`` (clamped; not repeated for ``--method pinv``) and ``x_hat``, every panel titled
+  with its method and, when the truth is known, its PSNR;
 - ``metrics.csv``: per image ``mse_per_pixel``, ``psnr``, ``ssim`` (when the truth is known),
   ``residual`` (``||A x_hat - y|| / ||y||``) and ``measurement_error`` (``||A x_hat - y||^2 / m``),
   then rows ``mean`` and ``ci95``.
@@ -39,9 +41,6 @@ import torch
 
 HELP = ("reconstruct images from measurements (CSGM, Sparse-Gen, IAGAN, Lasso, pinv, bicubic, "
         "range-constrained conditional generator)")
-
-_GRID_IMAGES = 16
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from genprior.reconstruct.methods import METHODS
@@ -96,13 +95,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        "none")
 
 
-def reconstruction_grid(x_hat, y, A, x=None):
-    """Rows ``[x,] clamp(A_dagger y), x_hat`` of the first 16 images, and the row length."""
-    k = min(_GRID_IMAGES, x_hat.shape[0])
-    with torch.no_grad():
-        rows = [] if x is None else [x[:k]]
-        rows += [A.A_dagger(y[:k]).clamp(0, 1), x_hat[:k]]
-    return torch.cat([r.detach().to("cpu", torch.float32) for r in rows]), k
+def reconstruction_figure(method: str, x_hat, y, A, x=None, psnr=None, *, title=None):
+    """The figure of ``grid.png``: columns ``[x,] clamp(A_dagger y), x_hat`` (the pseudo-inverse
+    column left out for ``method == "pinv"``), one row per image (the first 8), each panel
+    titled with its method and PSNR (``psnr``: the method's per-image values, else computed)."""
+    from genprior.cli._figures import MAX_ROWS, comparison_figure
+
+    k = min(MAX_ROWS, x_hat.shape[0])
+    columns = {}
+    if method != "pinv":
+        with torch.no_grad():
+            columns[r"$A^\dagger y$ (pinv)"] = A.A_dagger(y[:k]).clamp(0, 1)
+    columns[method] = x_hat[:k]
+    return comparison_figure(None if x is None else x[:k], columns, title=title,
+                             psnr=None if psnr is None else {method: psnr[:k]})
 
 
 def _gather(parts: list[torch.Tensor], info) -> list[torch.Tensor]:
@@ -169,7 +175,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace, info) -> int:
-    from genprior._io import save_grid_png, save_images_npz
+    from genprior._io import save_images_npz
+    from genprior.cli._figures import save_figure
     from genprior.cli._inputs import (
         check_prior_kind,
         load_prior_arg,
@@ -202,16 +209,18 @@ def _run(args: argparse.Namespace, info) -> int:
         return 0
     x_hat = x_hat.to(device)
     x = None if meas.x is None else meas.x.to(device)
-    grid, nrow = reconstruction_grid(x_hat, y, A, x)
     if x is not None:
         metrics = image_metrics(x_hat, x, data_range=1.0, y=y, A=A)
     else:
         metrics = {"residual": measurement_residual(x_hat, y, A)}
     metrics["measurement_error"] = measurement_error
     table = MetricsTable.from_metrics(metrics)
+    figure = reconstruction_figure(args.method, x_hat, y, A, x, metrics.get("psnr"),
+                                   title=f"genprior reconstruct --method {args.method}: "
+                                   f"{Path(args.measurements).name}, {type(A).__name__}")
     with transactional_output(args.out, args.overwrite) as tmp:
         save_images_npz(tmp / "x_hat.npz", x_hat.cpu())
-        save_grid_png(tmp / "grid.png", grid, nrow=nrow)
+        save_figure(tmp / "grid.png", figure)
         table.to_csv(tmp / "metrics.csv")
     out = Path(args.out)
     print(f"{args.method}: {x_hat.shape[0]} images {tuple(x_hat.shape[1:])}, {A!r}")

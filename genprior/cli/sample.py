@@ -1,8 +1,10 @@
 """Draw many plausible reconstructions per measurement and map their uncertainty.
 
-Writes ``DIR/grid.png`` (one column per image; rows: up to 8 samples, the mean, the std map
-scaled to its maximum, and the truth when the measurements file holds ``x``) and
-``DIR/samples.npz`` (``samples (S, B, C, H, W)``, ``mean``, ``std``, ``ess``,
+Writes ``DIR/figure.png`` (a labelled figure of the first 8 images, one per row; columns: the
+truth when the measurements file holds ``x``, the mean and 3 samples, each titled with its PSNR,
+and the per-pixel std map with a colour bar), ``DIR/grid.png`` (the same images as a bare grid:
+one column per image; rows: up to 8 samples, the mean, the std map scaled to its maximum, and
+the truth) and ``DIR/samples.npz`` (``samples (S, B, C, H, W)``, ``mean``, ``std``, ``ess``,
 ``acceptance_rate``, ``step_size``).
 
 Inputs are read and checked before any sampling: the measurements, the prior (``--method eps``
@@ -101,6 +103,8 @@ def grid(res: SampleResult, x: torch.Tensor | None) -> torch.Tensor:
 
 
 def run(args: argparse.Namespace) -> int:
+    from genprior.cli._figures import samples_figure, save_figure
+
     device = parse_device(args.device)
     check_output(args.out, args.overwrite)
     meas = read_measurements(args.measurements)
@@ -125,7 +129,11 @@ def run(args: argparse.Namespace) -> int:
               ("samples", "mean", "std", "ess", "acceptance_rate", "step_size")}
     buf = io.BytesIO()
     np.savez_compressed(buf, **arrays)
+    figure = samples_figure(res.samples, res.mean, res.std, x=meas.x,
+                            title=f"genprior sample --method {args.method}: {res.n_samples} "
+                            f"samples per image, {Path(args.measurements).name}")
     with transactional_output(args.out, args.overwrite) as tmp:
+        save_figure(tmp / "figure.png", figure)
         save_grid_png(tmp / "grid.png", grid(res, meas.x), nrow=y.shape[0])
         atomic_write_bytes(tmp / "samples.npz", buf.getvalue())
     out = Path(args.out)

@@ -6,6 +6,7 @@ import torch
 from torch import Tensor
 
 from genprior._checks import check_shape
+from genprior.metrics.fid import frechet_distance
 
 __all__ = ["pixel_frechet_distance"]
 
@@ -17,9 +18,9 @@ def pixel_frechet_distance(a: Tensor, b: Tensor, *, size: int = 8) -> float:
               - 2 (\Sigma_a \Sigma_b)^{1/2})
 
     on the pixels of each image pooled to ``size x size`` per channel (which keeps the covariance
-    well conditioned with ~1,000 images). FID computes the same distance on Inception features;
-    no Inception weights are available offline here, so this is a distribution-level proxy only
-    and its values are **not** comparable to FID.
+    well conditioned with ~1,000 images). FID (:func:`genprior.metrics.fid`) computes the same
+    distance on Inception features; this is a cheap distribution-level proxy that needs no
+    network weights, and its values are **not** comparable to FID.
 
     Args:
         a: first image set.
@@ -40,7 +41,4 @@ def pixel_frechet_distance(a: Tensor, b: Tensor, *, size: int = 8) -> float:
     if a.shape[-1] % size or a.shape[-2] % size:
         raise ValueError(f"image size {tuple(a.shape[-2:])} is not a multiple of size={size}")
     fa, fb = (torch.nn.functional.adaptive_avg_pool2d(t.double(), size).flatten(1) for t in (a, b))
-    mean_term = (fa.mean(0) - fb.mean(0)).pow(2).sum()
-    ca, cb = torch.cov(fa.T), torch.cov(fb.T)
-    cross = torch.linalg.eigvals(ca @ cb).real.clamp(min=0).sqrt().sum()
-    return float(mean_term + ca.trace() + cb.trace() - 2 * cross)
+    return frechet_distance(fa, fb)

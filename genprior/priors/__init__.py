@@ -17,15 +17,23 @@ from genprior.priors.conditional_base import (
     ConditionalPrior,
     register_conditional_prior,
 )
-from genprior.priors.hub import available_priors, load_prior, pretrained_dir
+from genprior.priors.hub import (
+    HUB_PREFIX,
+    available_priors,
+    hub_cache_dir,
+    load_prior,
+    pretrained_dir,
+)
 
 __all__ = [
     "CONDITIONAL_PRIORS",
+    "HUB_PREFIX",
     "PRIORS",
     "ConditionalPrior",
     "PretrainedMixin",
     "Prior",
     "available_priors",
+    "hub_cache_dir",
     "load_prior",
     "pretrained_dir",
     "register_conditional_prior",

@@ -304,8 +304,16 @@ def langevin(
         TypeError: ``prior`` is not a :class:`Prior` or ``y`` not a tensor.
 
     Example:
-        >>> res = langevin(y, A, prior, sigma=0.1, n_samples=50, n_chains=8, method="mala")
-        >>> res.mean.shape, res.std.shape  # (B, C, H, W) each
+        >>> from genprior.operators import GaussianCS
+        >>> from genprior.priors.linear import LinearGenerator
+        >>> g = torch.Generator().manual_seed(0)
+        >>> prior = LinearGenerator(torch.randn(16, 2, generator=g), None, (1, 4, 4))
+        >>> A = GaussianCS(6, (1, 4, 4), seed=0)
+        >>> y = A.A(prior.decode(torch.randn(3, 2, generator=g)))
+        >>> res = langevin(y, A, prior, sigma=0.1, n_samples=10, n_chains=2, burn_in=20,
+        ...                method="mala", generator=g)
+        >>> res.samples.shape, res.mean.shape  # (S, B, C, H, W) with S = 2 * 10, and (B, C, H, W)
+        (torch.Size([20, 3, 1, 4, 4]), torch.Size([3, 1, 4, 4]))
     """
     sigma = _check_inputs(y, A, prior, sigma, n_samples, n_chains, step_size, burn_in, thin,
                           method, target_accept, anneal)

@@ -176,9 +176,16 @@ def sample(
         - samples: ``(n, B, C, H, W)``
 
     Example:
-        >>> res = sample("mala", y, A, prior, n=64, sigma=0.1, n_chains=8)
-        >>> res.samples.shape[0]
-        64
+        >>> from genprior.operators import GaussianCS
+        >>> from genprior.priors.linear import LinearGenerator
+        >>> g = torch.Generator().manual_seed(0)
+        >>> prior = LinearGenerator(torch.randn(16, 2, generator=g), None, (1, 4, 4))
+        >>> A = GaussianCS(6, (1, 4, 4), seed=0)
+        >>> y = A.A(prior.decode(torch.randn(3, 2, generator=g)))
+        >>> res = sample("mala", y, A, prior, n=8, sigma=0.1, n_chains=2, burn_in=20,
+        ...              generator=g)
+        >>> res.samples.shape[:2]  # (n, B)
+        torch.Size([8, 3])
     """
     n = _check_n(n)
     if method in ("ula", "mala"):
