@@ -54,6 +54,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--tau", type=float, default=1.0, help="discrepancy factor (noisy studies)")
     p.add_argument("--sparse-gen-steps", type=int, default=1500)
     p.add_argument("--lasso-steps", type=int, default=500)
+    p.add_argument("--noise", type=float, nargs=2, default=[FACE_NOISE, 5.0],
+                   help="overfit: the two noise std (on [0, 1] images, A unscaled N(0, 1))")
     p.add_argument("--threads", type=int, default=1)
     return p.parse_args(argv)
 
@@ -246,7 +248,7 @@ def study_overfit(args, out: Path) -> None:
     prior = genprior.load_prior("celeba-dcgan")
     table = Table(out, "adaptive_overfit", _note("overfit", args))
     curves = {}
-    for noise in (FACE_NOISE, 10 * FACE_NOISE):
+    for noise in args.noise:
         A = GaussianCS(2500, (3, 64, 64), normalize=False, noise_std=noise, seed=2500)
         y = A.measure(x, generator=make_generator(12_500))
         z = csgm_face(y, A, prior, args).z_hat
@@ -271,7 +273,7 @@ def study_overfit(args, out: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
-    for ax, noise in zip(axes, (FACE_NOISE, 10 * FACE_NOISE)):
+    for ax, noise in zip(axes, args.noise):
         for (n, label), errs in curves.items():
             if n == noise:
                 ax.plot(errs, label=label)
