@@ -35,6 +35,13 @@ samples divided by (images x samples), i.e. one output; for CSGM, the whole run 
 restarts divided by the images, i.e. one estimate (projection rows add the projection time).
 All timings come from the same process and thread count (``--threads``).
 
+With ``--fid``, also FID (:func:`genprior.metrics.fid`: standard TF-Inception 2048 features)
+of the estimates of bicubic, the MSE twin and AffGAN (draw 1) against the held-out truth, on all
+``--n`` faces (the reference features are computed once and shared, the same computation as
+``fid``); other rows and the ``--csgm-n`` table get ``n/a`` (CSGM on 64 faces is too few for
+FID). With ``--no-csgm`` the CSGM rows (and figure columns) are skipped and only the all-faces
+table is written: the fast way to get the FID figures.
+
 Writes ``OUT/NAME.csv`` (one row per method and face set), ``OUT/NAME_table.md`` (the
 command line, the settings and the tables, also printed) and ``OUT/NAME.png`` (rows: the first
 ``--figure-faces`` faces; columns: LR input, bicubic, MSE twin, two AffGAN draws, the per-pixel
@@ -43,6 +50,11 @@ std of the AffGAN draws, the CSGM estimates without and with projection, the HR 
 Usage (what docs/super_resolution.md reports)::
 
     python scripts/compare_sr.py --data ../shared/data/celeba --n 1000 --csgm-n 64 --threads 1
+
+and its FID table (docs/super_resolution_fid_table.md)::
+
+    python scripts/compare_sr.py --data ../shared/data/celeba --n 1000 --threads 1 \
+        --no-csgm --fid --name super_resolution_fid
 """
 
 from __future__ import annotations
@@ -64,7 +76,16 @@ from torch import Tensor, nn
 import genprior
 from genprior._random import make_generator
 from genprior.data import load_image_data
-from genprior.metrics import load_lpips, lpips, measurement_residual, psnr, ssim, summary
+from genprior.metrics import (
+    frechet_distance,
+    inception_features,
+    load_lpips,
+    lpips,
+    measurement_residual,
+    psnr,
+    ssim,
+    summary,
+)
 from genprior.operators.downsample import Downsample
 from genprior.operators.projection import affine_projection
 from genprior.sampling import csgm_restarts
@@ -72,10 +93,12 @@ from genprior.sampling import csgm_restarts
 SR_MODELS = ("celeba-sr4-mse", "celeba-sr4-affgan")
 CSGM_PRIORS = ("celeba-dcgan", "celeba-vae")
 REFERENCE = "celeba-sr4-affgan"
+FID_METHODS = ("bicubic", "celeba-sr4-mse", "celeba-sr4-affgan")  # Inception is slow on a CPU
 FIRST_ID = 8001
 LAST_ID = 9000
 COLUMNS = ("faces", "method", "n_images", "psnr", "psnr_ci95", "ssim", "lpips", "residual_max",
-           "residual_clamped_max", "diversity", "hf_ratio", "seconds_per_image", "x_affgan_time")
+           "residual_clamped_max", "diversity", "hf_ratio", "seconds_per_image", "x_affgan_time",
+           "fid")
 
 
 @dataclass
@@ -115,10 +138,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", default="docs")
     p.add_argument("--name", default="super_resolution", help="stem of the output files")
+    p.add_argument("--fid", action="store_true",
+                   help=f"FID of {', '.join(FID_METHODS)} vs the truth on all --n faces (needs "
+                   "the Inception weights; minutes per 1,000 images on a CPU)")
+    p.add_argument("--fid-batch", type=int, default=25, help="images per Inception pass")
+    p.add_argument("--no-csgm", action="store_true",
+                   help="skip the CSGM rows: only the fast methods on all --n faces")
     args = p.parse_args(argv)
+    if args.no_csgm:
+        args.csgm_n = args.n  # no CSGM table: every method on all --n faces
     if not 1 <= args.csgm_n <= args.n <= LAST_ID - FIRST_ID + 1:
         p.error(f"need 1 <= --csgm-n <= --n <= {LAST_ID - FIRST_ID + 1}")
-    for name in ("samples", "restarts", "steps", "batch", "threads"):
+    for name in ("samples", "restarts", "steps", "batch", "threads", "fid_batch"):
         if getattr(args, name) < 1:
             p.error(f"--{name} must be >= 1")
     if args.samples < 2 or args.restarts < 2:
@@ -230,22 +261,41 @@ def evaluate(faces: str, name: str, out: Output, x: Tensor, y: Tensor, A: Downsa
         "residual_max": residual_max(out.samples, y, A),
         "residual_clamped_max": measurement_residual(xc, y, A).max().item(),
         "diversity": diversity, "hf_ratio": (hf_energy(xc) / hf_energy(x)).mean().item(),
-        "seconds_per_image": out.seconds_per_image, "x_affgan_time": math.nan,
+        "seconds_per_image": out.seconds_per_image, "x_affgan_time": math.nan, "fid": math.nan,
     }
 
 
-def markdown_table(rows: list[dict[str, object]]) -> str:
-    """The rows of one face set as a markdown table."""
+def markdown_table(rows: list[dict[str, object]], *, fid: bool = False) -> str:
+    """The rows of one face set as a markdown table (with an FID column when ``fid``)."""
     header = ("| method | PSNR (± 95%) | SSIM | LPIPS | ‖Ax−y‖/‖y‖ (max) | same, clamped | "
-              "diversity (std) | HF ratio | s/image | × AffGAN time |")
-    lines = [header, "|---|---|---|---|---|---|---|---|---|---|"]
+              "diversity (std) | HF ratio | s/image | × AffGAN time |" + (" FID |" if fid else ""))
+    lines = [header, "|---|---|---|---|---|---|---|---|---|---|" + ("---|" if fid else "")]
     for r in rows:
         lp = "n/a" if math.isnan(r["lpips"]) else f"{r['lpips']:.3f}"
+        fd = "n/a" if math.isnan(r["fid"]) else f"{r['fid']:.1f}"
         lines.append(
             f"| {r['method']} | {r['psnr']:.2f} ± {r['psnr_ci95']:.2f} | {r['ssim']:.3f} | {lp} | "
             f"{r['residual_max']:.1e} | {r['residual_clamped_max']:.1e} | {r['diversity']:.4f} | "
-            f"{r['hf_ratio']:.2f} | {r['seconds_per_image']:.2e} | {r['x_affgan_time']:.3g} |")
+            f"{r['hf_ratio']:.2f} | {r['seconds_per_image']:.2e} | {r['x_affgan_time']:.3g} |"
+            + (f" {fd} |" if fid else ""))
     return "\n".join(lines)
+
+
+def add_fid(rows: list[dict[str, object]], outs: dict[str, Output], x: Tensor,
+            batch_size: int) -> None:
+    """Set ``row["fid"]`` for the :data:`FID_METHODS`: FID of the clamped estimate vs ``x``.
+
+    The truth's Inception features are computed once; each FID is then
+    ``frechet_distance(features(x_hat), features(x))``, what :func:`genprior.metrics.fid` does.
+    """
+    real = inception_features(x, batch_size=batch_size)
+    for r in rows:
+        if r["method"] in FID_METHODS:
+            t0 = time.perf_counter()
+            fake = inception_features(outs[r["method"]].x_hat.clamp(0, 1), batch_size=batch_size)
+            r["fid"] = frechet_distance(fake, real)
+            print(f"FID {r['method']}: {r['fid']:.2f} ({time.perf_counter() - t0:.0f} s)",
+                  flush=True)
 
 
 def figure(path: Path, x: Tensor, y: Tensor, outs: dict[str, Output]) -> None:
@@ -269,7 +319,7 @@ def figure(path: Path, x: Tensor, y: Tensor, outs: dict[str, Output]) -> None:
         ("AffGAN draw 2", aff[1]),
         (f"AffGAN std ({aff.shape[0]} draws)\n0..{std.max().item():.2f}", std),
     ]
-    for p in CSGM_PRIORS:
+    for p in (p for p in CSGM_PRIORS if f"CSGM {p}" in outs):  # absent with --no-csgm
         short = p.removeprefix("celeba-").upper()
         cols += [(f"CSGM {short}", outs[f"CSGM {p}"].x_hat[:k]),
                  (f"CSGM {short}\n+ projection", outs[f"CSGM {p} + projection"].x_hat[:k])]
@@ -310,7 +360,8 @@ def main(argv: list[str] | None = None) -> int:
     k = args.csgm_n
     sub = {name: Output(o.samples[:, :k], o.x_hat[:k], o.seconds_per_image)
            for name, o in fast.items()}
-    sub.update(csgm_methods(y[:k], A, args))
+    if not args.no_csgm:
+        sub.update(csgm_methods(y[:k], A, args))
     last = FIRST_ID + k - 1
     face_sets = [(f"{FIRST_ID}..{last}", sub, x[:k], y[:k])]
     if args.n > k:
@@ -322,8 +373,12 @@ def main(argv: list[str] | None = None) -> int:
         ref = next(r["seconds_per_image"] for r in set_rows if r["method"] == REFERENCE)
         for r in set_rows:
             r["x_affgan_time"] = r["seconds_per_image"] / ref
+        with_fid = args.fid and xs.shape[0] == args.n
+        if with_fid:
+            add_fid(set_rows, outs, xs, args.fid_batch)
         rows += set_rows
-        tables.append(f"Faces {faces} ({xs.shape[0]} images):\n\n{markdown_table(set_rows)}")
+        tables.append(f"Faces {faces} ({xs.shape[0]} images):\n\n"
+                      f"{markdown_table(set_rows, fid=with_fid)}")
     with open(out_dir / f"{args.name}.csv", "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=COLUMNS)
         w.writeheader()
@@ -336,6 +391,14 @@ def main(argv: list[str] | None = None) -> int:
                 f"SR models: {args.samples} draws (estimate: draw 1); CSGM: {args.restarts} "
                 f"restarts x {args.steps} Adam steps, lr {args.lr}, lam {args.lam} (estimate: "
                 f"lowest measurement error); {args.threads} CPU thread(s), seed {args.seed}.")
+    if args.no_csgm:
+        settings = settings.split("; CSGM:")[0] + (f"; no CSGM rows (--no-csgm); "
+                                                    f"{args.threads} CPU thread(s), seed "
+                                                    f"{args.seed}.")
+    if args.fid:
+        settings += (f" FID: {', '.join(FID_METHODS)} (estimate, clamped) vs the {args.n} "
+                     "held-out truths, standard TF-Inception 2048 features "
+                     "(genprior.metrics.fid); other rows n/a.")
     lpips_note = "" if lp is not None else f"LPIPS n/a: {lp_missing}"
     text = "\n".join([f"Command: `{command}`", "", settings, "", lpips_note, "",
                       "\n\n".join(tables), ""])

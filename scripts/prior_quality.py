@@ -1,7 +1,15 @@
-"""Quality of the shipped priors: sample grids, held-out reconstruction, test ELBO, a pixel-space
-Frechet proxy (NOT FID: no Inception weights are available offline).
+"""Quality of the shipped priors: sample grids, held-out reconstruction, test ELBO, FID (with
+``--fid``) and a pixel-space Frechet proxy (NOT FID; kept as a secondary, weight-free column).
 
-Usage: python scripts/prior_quality.py --data-root /work/shared/data --out docs/
+FID (``--fid``) is :func:`genprior.metrics.fid` (standard TF-Inception 2048 features) between
+``--n`` prior samples (fixed ``torch.Generator`` seed 0) and the ``--n`` held-out faces
+008001.., the framing the face priors were trained in (``load_celeba``: crop 54, 64x64); the
+floor is the FID of ``--n`` training faces 000001.. vs the same held-out faces. The held-out
+features are computed once and shared (the same computation as ``fid``).
+
+Usage (what docs/prior_quality.md reports)::
+
+    python scripts/prior_quality.py --data-root /work/shared/data --out docs/ --fid
 """
 
 from __future__ import annotations
@@ -11,24 +19,35 @@ import json
 from pathlib import Path
 
 import torch
+from torch import Tensor
 
 from genprior._io import save_grid_png
 from genprior._random import make_generator
 from genprior.data import load_celeba, load_mnist
-from genprior.metrics import pixel_frechet_distance
+from genprior.metrics import frechet_distance, inception_features, pixel_frechet_distance
 from genprior.priors import available_priors, load_prior
 from genprior.priors.conditional import is_conditional
 
 
 @torch.no_grad()
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__)
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--data-root", type=Path, required=True)
     p.add_argument("--out", type=Path, default=Path("docs"))
     p.add_argument("--n", type=int, default=1000, help="held-out images per face prior")
-    args = p.parse_args()
-    torch.set_num_threads(1)
+    p.add_argument("--fid", action="store_true",
+                   help="also compute FID (needs the Inception weights; minutes per 1,000 images "
+                   "on a CPU)")
+    p.add_argument("--fid-batch", type=int, default=25, help="images per Inception pass")
+    p.add_argument("--threads", type=int, default=1)
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
     results = {}
+    features: dict[str, Tensor] = {}  # Inception features of the real face sets, computed once
+
+    def feats(x: Tensor) -> Tensor:
+        return inception_features(x, batch_size=args.fid_batch)
+
     for name in available_priors():
         prior = load_prior(name)
         if is_conditional(prior):  # super-resolution models: see scripts/compare_sr.py
@@ -49,14 +68,26 @@ def main() -> None:
             x_hat = torch.cat([prior.decode(mu[i:i + 500]) for i in range(0, len(x), 500)])
             r["recon_mse_per_pixel"] = float((x_hat - x).pow(2).mean())
         if x.shape[1] == 3:
-            s = torch.cat([prior.sample(250, generator=g) for _ in range(len(x) // 250)])
+            chunk = min(250, len(x))
+            s = torch.cat([prior.sample(chunk, generator=g) for _ in range(len(x) // chunk)])
+            train = torch.stack([load_celeba(args.data_root / "celeba", split="train")[i]
+                                 for i in range(len(s))])
             r["pixel_frechet_8x8_NOT_FID"] = pixel_frechet_distance(s, x[:len(s)])
             r["pixel_frechet_train_vs_heldout_reference"] = pixel_frechet_distance(
-                torch.stack([load_celeba(args.data_root / "celeba", split="train")[i]
-                             for i in range(len(s))]), x[:len(s)])
+                train, x[:len(s)])
+            if args.fid:
+                if "heldout" not in features:
+                    features["heldout"] = feats(x[:len(s)])
+                    features["train"] = feats(train)
+                    print("floor (train vs held-out) FID", frechet_distance(
+                        features["train"], features["heldout"]), flush=True)
+                r["fid"] = frechet_distance(feats(s.clamp(0, 1)), features["heldout"])
+                r["fid_train_vs_heldout_floor"] = frechet_distance(features["train"],
+                                                                   features["heldout"])
+                r["n_fid"] = len(s)
         r["n_heldout"] = len(x)
         results[name] = r
-        print(name, r)
+        print(name, r, flush=True)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "prior_quality.json").write_text(json.dumps(results, indent=2) + "\n")
 

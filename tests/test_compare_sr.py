@@ -56,3 +56,33 @@ def test_compare_sr_tiny_run(compare_sr, tmp_path):
         if r["method"] == "celeba-sr4-affgan":
             assert float(r["x_affgan_time"]) == 1.0
             assert float(r["diversity"]) > 0
+
+
+def test_compare_sr_no_csgm_with_fid(compare_sr, tmp_path):
+    from genprior.metrics import inception_weights_path
+
+    try:
+        inception_weights_path()
+    except FileNotFoundError:
+        pytest.skip("no Inception weights installed")
+    data = tmp_path / "faces"
+    data.mkdir()
+    rng = np.random.default_rng(1)
+    for i in range(8001, 8004):
+        Image.fromarray(rng.integers(0, 256, (109, 89, 3), dtype=np.uint8)).save(
+            data / f"{i:06d}.jpg")
+    out = tmp_path / "out"
+    assert compare_sr.main(["--data", str(data), "--n", "3", "--samples", "2", "--no-csgm",
+                            "--fid", "--figure-faces", "2", "--out", str(out),
+                            "--name", "sr"]) == 0
+    with open(out / "sr.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["faces"] for r in rows] == ["8001..8003"] * 4  # one face set, no CSGM rows
+    fids = {r["method"]: float(r["fid"]) for r in rows}
+    assert set(fids) == {"bicubic", "A_dagger y", "celeba-sr4-mse", "celeba-sr4-affgan"}
+    assert np.isnan(fids.pop("A_dagger y"))
+    assert all(np.isfinite(v) and v >= 0 for v in fids.values())
+    table = (out / "sr_table.md").read_text()
+    assert "| FID |" in table and "no CSGM rows" in table
+    row = {k: v if k in ("faces", "method") else float(v) for k, v in rows[0].items()}
+    assert "FID" not in compare_sr.markdown_table([row])  # the default table is unchanged

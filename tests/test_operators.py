@@ -42,6 +42,10 @@ OPERATOR_FACTORIES = {
     "inpaint_channel_mask": lambda: Inpaint(
         (3, 9, 15), torch.rand(3, 9, 15, generator=_gen(5)) < 0.5
     ),
+    # a (1, H, W) mask broadcast over the channels of a colour image, as deepinv's Inpainting
+    "inpaint_broadcast_mask": lambda: Inpaint(
+        (3, 9, 15), (torch.rand(1, 9, 15, generator=_gen(8)) < 0.5).float(), noise_std=0.1
+    ),
     # padding on both sides (37 = 4*8 + 5, 31 = 3*8 + 7); every border block keeps >= 35 > m
     # pixels, so A stays surjective (tests/test_projection.py reaches any y)
     "block_cs": lambda: BlockCS((1, 37, 31), 8, m=12, seed=0, noise_std=0.1),
@@ -290,6 +294,38 @@ def test_inpaint_measures_kept_pixels():
     assert Inpaint.random((3, 10, 10), 0.25, generator=_gen(0)).m == 3 * 25
 
 
+@pytest.mark.parametrize("shape", [(9, 15), (1, 9, 15), (1, 1, 9, 15), (3, 1, 1), (1, 1, 15)])
+def test_inpaint_broadcast_mask_equals_expanded_mask(shape, tmp_path):
+    mask = torch.rand(shape, generator=_gen(11)) < 0.6
+    mask.view(-1)[0] = True
+    expanded = mask.reshape(mask.shape[-3:] if mask.ndim == 4 else mask.shape).expand(3, 9, 15)
+    op, ref = Inpaint((3, 9, 15), mask), Inpaint((3, 9, 15), expanded.clone())
+    assert op.mask.shape == (3, 9, 15) and torch.equal(op.mask, ref.mask)
+    assert op.m == int(expanded.sum())
+    op64, ref64 = op.to(torch.float64), ref.to(torch.float64)
+    torch.testing.assert_close(_dense(op64), _dense(ref64), rtol=0, atol=0)
+    torch.testing.assert_close(_dense_dagger(op64), _dense_dagger(ref64), rtol=0, atol=0)
+    # adjointness and A A+ A = A on a colour image, in closed form
+    x = torch.randn(2, 3, 9, 15, generator=_gen(12), dtype=torch.float64)
+    v = torch.randn(2, op.m, generator=_gen(13), dtype=torch.float64)
+    torch.testing.assert_close(_dot(op64.A(x), v), _dot(x, op64.A_adjoint(v)), rtol=1e-12, atol=0)
+    torch.testing.assert_close(op64.A(op64.A_dagger(op64.A(x))), op64.A(x), rtol=0, atol=0)
+    torch.testing.assert_close(op64.A_dagger(op64.A(x)), x * expanded, rtol=0, atol=0)
+    # the file stores the expanded (C, H, W) mask: the same format as before, so old files load
+    op.save(tmp_path / "op.safetensors")
+    loaded = load_operator(tmp_path / "op.safetensors")
+    assert torch.equal(loaded.mask, ref.mask) and loaded.config == ref.config
+
+
+def test_inpaint_agrees_with_deepinv_inpainting_on_a_broadcast_mask():
+    from deepinv.physics import Inpainting
+
+    mask = (torch.rand(1, 9, 15, generator=_gen(14)) < 0.5).float()
+    x = torch.rand(2, 3, 9, 15, generator=_gen(15))
+    ours = Inpaint((3, 9, 15), mask)
+    torch.testing.assert_close(ours.A_adjoint(ours.A(x)), Inpainting((3, 9, 15), mask=mask).A(x))
+
+
 def _ista_net_block_measurements(image, phi, block):
     """ISTA-Net's test protocol in plain numpy-style loops (``imread_CS_py`` / ``img2col_py`` of
     jianzhangcs/ISTA-Net-PyTorch): zero-pad the bottom/right, walk the blocks row by row, flatten
@@ -517,8 +553,9 @@ def test_errors():
         Downsample((3, 8, 8), 2, kernel="lanczos")
     with pytest.raises(ValueError, match="noise_std"):
         Downsample((3, 8, 8), 2, noise_std=-1.0)
-    with pytest.raises(ValueError, match="mask must have shape"):
-        Inpaint((3, 8, 8), torch.ones(8, 7))
+    for bad in ((8, 7), (2, 8, 8), (4, 8, 8), (3, 8, 8, 1), (2, 3, 8, 8), (1, 1, 3, 8, 8)):
+        with pytest.raises(ValueError, match=r"mask must have shape broadcastable to \(C, H, W\)"):
+            Inpaint((3, 8, 8), torch.ones(bad))
     with pytest.raises(ValueError, match="only 0 and 1"):
         Inpaint((3, 8, 8), torch.full((8, 8), 0.5))
     with pytest.raises(ValueError, match="keeps no entry"):

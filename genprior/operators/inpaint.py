@@ -18,9 +18,11 @@ class Inpaint(OrthonormalRows, Operator):
     r"""Inpainting :math:`y = S\,\mathrm{vec}(x)`: the list of the ``k`` kept entries.
 
     :math:`S \in \{0, 1\}^{k \times n}` keeps the entries where ``mask`` is true (row-major over
-    ``(C, H, W)``; a ``(H, W)`` mask applies to every channel). ``y`` holds only the kept entries,
-    shape ``(B, k)``, rather than ``x * mask``: then :math:`A` is surjective, its rows are
-    orthonormal and
+    ``(C, H, W)``). As in deepinv's ``Inpainting`` (which multiplies ``x * mask``), the mask is
+    broadcast to the image: a ``(H, W)`` or ``(1, H, W)`` mask applies to every channel, and the
+    operator equals the one built from ``mask.expand(C, H, W)``, which is what it stores. ``y``
+    holds only the kept entries, shape ``(B, k)``, rather than ``x * mask``: then :math:`A` is
+    surjective, its rows are orthonormal and
 
     .. math::
         A A^\top = I_k, \qquad A^\dagger = A^\top
@@ -31,13 +33,14 @@ class Inpaint(OrthonormalRows, Operator):
 
     Args:
         img_size: image shape ``(C, H, W)``.
-        mask: bool or 0/1 tensor of shape ``(H, W)`` or ``(C, H, W)``; true = observed. At least
-            one entry must be kept.
+        mask: bool or 0/1 tensor of a shape broadcastable to ``(C, H, W)``, such as ``(H, W)``,
+            ``(1, H, W)`` or ``(C, H, W)`` (deepinv's ``(1, C, H, W)`` is accepted too); true =
+            observed. At least one entry must be kept.
         noise_std: standard deviation of the additive Gaussian noise.
 
     Shape:
         - x: ``(B, C, H, W)``
-        - y: ``(B, k)``, ``k = mask.sum() * (C if mask is (H, W) else 1)``
+        - y: ``(B, k)``, ``k = mask.expand(C, H, W).sum()``
 
     Example:
         >>> import torch
@@ -48,6 +51,8 @@ class Inpaint(OrthonormalRows, Operator):
         >>> x_hat = op.A_dagger(op.A(x))
         >>> bool((x_hat[..., 2:6, 2:6] == 0).all())
         True
+        >>> Inpaint((3, 8, 8), op.mask[:1]).m  # a (1, H, W) mask, broadcast over channels
+        144
     """
 
     name = "inpaint"
@@ -64,10 +69,17 @@ class Inpaint(OrthonormalRows, Operator):
         c, h, w = self.img_size
         if not isinstance(mask, Tensor):
             raise TypeError(f"mask must be a torch.Tensor, got {type(mask).__name__}")
-        if tuple(mask.shape) not in ((h, w), (c, h, w)):
+        shape = tuple(mask.shape)
+        if mask.ndim == 4 and shape[0] == 1:  # deepinv's batched (1, C, H, W) form
+            mask = mask[0]
+        try:
+            fits = mask.ndim <= 3 and torch.broadcast_shapes(mask.shape, (c, h, w)) == (c, h, w)
+        except RuntimeError:
+            fits = False
+        if not fits:
             raise ValueError(
-                f"mask must have shape (H, W) = ({h}, {w}) or (C, H, W) = ({c}, {h}, {w}), "
-                f"got {tuple(mask.shape)}"
+                f"mask must have shape broadcastable to (C, H, W) = ({c}, {h}, {w}), such as "
+                f"(H, W), (1, H, W) or (C, H, W); got {shape}"
             )
         if mask.dtype != torch.bool:
             if not bool(((mask == 0) | (mask == 1)).all()):
