@@ -46,10 +46,11 @@ from genprior.training.ema import EMA
 from genprior.training.loop import TrainState
 from genprior.training.run import TrainingRun, TrainResult
 
-HELP = "train a range-constrained super-resolution network (AffGAN, or its MSE twin)"
-
 __all__ = ["HELP", "AffGANTrainConfig", "add_arguments", "instance_noise_std", "main",
            "split_unpaired", "train_affgan"]
+
+#: the one-line description of ``genprior train affgan``
+HELP = "train a range-constrained super-resolution network (AffGAN, or its MSE twin)"
 
 
 @dataclass(kw_only=True)
