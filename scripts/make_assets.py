@@ -4,8 +4,9 @@
 
 writes genprior/assets/mnist_test_64.npz (the first 64 MNIST test digits) and
 genprior/assets/celeba_16.npz (CelebA ids 008985..009000, in the held-out split, cropped 54x54
-and resized to 64x64 exactly as genprior.data.load_celeba does), both uint8 (B, C, H, W) under
-key "x", and prints their sizes.
+and resized to 64x64 exactly as genprior.data.load_celeba does) and
+genprior/assets/bsd68_crops_4.npz (72x88 centre crops of the BSD68 grey test images
+test001..test004, natural/set68), all uint8 (B, C, H, W) under key "x", and prints their sizes.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 
 from genprior._serialization import atomic_write_bytes
 from genprior.data import load_celeba, load_mnist
@@ -23,6 +25,8 @@ from genprior.data.samples import ASSETS, SAMPLES
 
 N_MNIST = 64
 CELEBA_IDS = list(range(8985, 9001))  # the last 16 of the held-out ids 008001..009000
+NATURAL = ["test001.png", "test002.png", "test003.png", "test004.png"]
+NATURAL_CROP = (72, 88)
 
 
 def _write(path: Path, **arrays: np.ndarray) -> None:
@@ -50,6 +54,15 @@ def main() -> None:
     x = torch.stack([faces[first + i] for i in range(len(CELEBA_IDS))])
     x_u8 = (x * 255).round().clamp(0, 255).to(torch.uint8).numpy()
     _write(out / SAMPLES["celeba"], x=x_u8, ids=np.array(CELEBA_IDS, dtype=np.int32))
+
+    crops = []
+    for name in NATURAL:
+        im = np.asarray(Image.open(Path(args.data) / "natural" / "set68" / name).convert("L"))
+        h, w = NATURAL_CROP
+        top, left = (im.shape[0] - h) // 2, (im.shape[1] - w) // 2
+        crops.append(im[top:top + h, left:left + w])
+    _write(out / SAMPLES["natural"], x=np.stack(crops)[:, None],
+           names=np.array(NATURAL))
 
     total = sum((out / f).stat().st_size for f in SAMPLES.values())
     print(f"total {total / 1024:.1f} KiB")

@@ -2,14 +2,14 @@
 # Train the shipped priors and copy their final weights into pretrained/<name>/.
 #
 # Usage: scripts/train_priors.sh NAME [DATA_ROOT] [RUNS_DIR]
-#   NAME: mnist-vae | celeba-dcgan | celeba-vae
+#   NAME: mnist-vae | celeba-dcgan | celeba-vae | natural-vae
 #   DATA_ROOT: default ../shared/data ; RUNS_DIR: default /work/runs (logs, checkpoints)
 # Re-running the same NAME resumes from RUNS_DIR/NAME/checkpoint.safetensors when present.
 # Each job uses one CPU thread (--threads 1) so that two jobs share a 2-core machine.
 set -euo pipefail
 # Everything sits in main() so that bash has parsed the whole script before training starts.
 main() {
-NAME=${1:?usage: scripts/train_priors.sh mnist-vae|celeba-dcgan|celeba-vae [DATA_ROOT] [RUNS_DIR]}
+NAME=${1:?usage: scripts/train_priors.sh mnist-vae|celeba-dcgan|celeba-vae|natural-vae [DATA_ROOT] [RUNS_DIR]}
 DATA=${2:-../shared/data}
 RUNS=${3:-/work/runs}
 RUN="$RUNS/$NAME"
@@ -38,6 +38,20 @@ case "$NAME" in
     genprior train vae --arch conv --data "$DATA/celeba" --train-range 1:8000 --img-size 64 --crop 54 \
       --out "$RUN" --latent-dim 128 --base-channels 32 --epochs 200 --batch-size 64 --lr 1e-3 \
       --seed 0 --threads 1 --ckpt-every 250 --sample-every 250 --max-minutes "${VAE_MINUTES:-60}" "${RESUME[@]}"
+    ;;
+  natural-vae)
+    # Fully convolutional sigma-VAE with a spatial latent (4 channels at 1/4 resolution), on
+    # 48x48 grey patches (stride 22) of Train400 images 1..380 (381..400 held out for
+    # validation); any image size at test time. Wall-time budget NATURAL_MINUTES per call
+    # (default 140); re-running resumes.
+    PATCHES="$RUNS/natural/patches"
+    if [[ ! -d "$PATCHES" ]]; then
+      python scripts/make_patches.py --data "$DATA/natural/train400" --first 1 --last 380 \
+        --size 48 --stride 22 --out "$PATCHES"
+    fi
+    genprior train vae --arch spatial --data "$PATCHES" --out "$RUN" --epochs 30 --batch-size 32 \
+      --lr 1e-3 --base-channels 16 --latent-dim 4 --seed 0 --threads 1 --ckpt-every 250 \
+      --sample-every 500 --max-minutes "${NATURAL_MINUTES:-140}" "${RESUME[@]}"
     ;;
   *) echo "unknown prior $NAME" >&2; exit 2 ;;
 esac

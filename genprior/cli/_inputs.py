@@ -31,6 +31,7 @@ __all__ = [
     "check_operator",
     "check_prior_kind",
     "check_threads",
+    "fit_prior_arg",
     "load_operator_file",
     "load_prior_arg",
     "operator_record",
@@ -183,6 +184,22 @@ def check_prior_kind(prior, method: str, command: str, value: str) -> None:
             f"with this prior use --method {', '.join(latent_methods)}")
 
 
+def fit_prior_arg(prior, A, value: str, option: str = "--prior"):
+    """``prior`` fitted to the operator's image size (``genprior.reconstruct.fit_prior``: a
+    resizable prior such as a SpatialVAE gets a view for ``A.img_size``), naming ``option``
+    in the error of a fixed-size prior of another size.
+
+    Raises:
+        ValueError: naming the option, both shapes and that the prior has a fixed size.
+    """
+    from genprior.reconstruct import fit_prior
+
+    try:
+        return fit_prior(prior, tuple(A.img_size))
+    except ValueError as e:
+        raise ValueError(f"{option} {value}: {e}") from e
+
+
 # ---------------------------------------------------------------------- operators
 
 
@@ -288,9 +305,10 @@ def load_operator_file(path: str, device: torch.device, option: str = "--operato
 
 def resolve_operator(value: str, meas: Measurements, meas_path: str, *, prior=None,
                      device: torch.device, option: str = "--operator"):
-    """The operator named by ``--operator``: a file, or a spec built for the image size of the
-    prior (or of the recorded operator) with the seed and noise level recorded in the
-    measurements; checked against the record (:func:`check_operator`).
+    """The operator named by ``--operator``: a file, or a spec built for the image size of a
+    fixed-size prior (for a resizable prior, one with ``resized``, or without a prior: of the
+    recorded operator or the measurements' ``x``, else the prior's) with the seed and noise
+    level recorded in the measurements; checked against the record (:func:`check_operator`).
 
     Raises:
         FileNotFoundError: neither a file nor a spec.
@@ -303,12 +321,14 @@ def resolve_operator(value: str, meas: Measurements, meas_path: str, *, prior=No
     elif ":" in value and not Path(value).exists():
         record = meas.operator_record or _legacy_record(meas) or {}
         img_size = None
-        if prior is not None:
+        if prior is not None and not hasattr(prior, "resized"):
             img_size = tuple(prior.img_shape)
         elif "img_size" in record.get("config", {}):
             img_size = tuple(record["config"]["img_size"])
         elif meas.x is not None:
             img_size = tuple(meas.x.shape[1:])
+        elif prior is not None:
+            img_size = tuple(prior.img_shape)
         if img_size is None:
             raise ValueError(f"{option} {value}: a spec needs the image size, from --prior or "
                              f"from measurements written by genprior measure; pass the operator "

@@ -1,5 +1,12 @@
 """Simulate measurements: ``genprior measure --images mnist --operator gaussian_cs:100 --out DIR``.
 
+``--images`` is a shipped sample name (``genprior.data.SAMPLES``), an ``.npz`` file with key
+``x``, an image file (png, jpg, jpeg, tif, tiff, bmp) or a folder of image files (read in
+sorted name order), all of one size. Image files are read with PIL as floats in [0, 1]: a grey
+image as one channel, a colour one (palette and alpha converted to RGB) as three; ``--grey``
+converts colour to luminance (PIL ``"L"``; the same ITU-R 601-2 weights, in float, for colour
+samples and ``.npz`` images).
+
 Writes to DIR:
 
 - ``y.npz``: the measurements ``y`` with the ground truth ``x``, JSON metadata and the operator
@@ -31,17 +38,28 @@ from genprior._io import save_grid_png, save_images_npz, save_measurements
 from genprior._random import make_generator
 from genprior.cli._inputs import operator_record, reading
 from genprior.cli._output import check_output, transactional_output
+from genprior.data.samples import SAMPLES
 
 HELP = "simulate noisy measurements y = A x + e of sample or given images"
 
-#: names accepted by ``--images`` besides a path to an ``.npz`` file
-SAMPLE_NAMES = ("mnist", "celeba")
+#: names accepted by ``--images`` besides a path to an ``.npz`` file, an image file or a folder
+SAMPLE_NAMES = tuple(SAMPLES)
+#: suffixes of the image files accepted by ``--images`` (a file, or the files of a folder)
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
+#: PIL modes read as one grey channel; every other mode is converted to RGB
+_GREY_MODES = ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N", "F")
+#: ITU-R 601-2 luma weights, those of PIL's ``convert("L")``
+_LUMA = (0.299, 0.587, 0.114)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--images", required=True,
-                        help="shipped samples 'mnist' (64 test digits) or 'celeba' (16 held-out "
-                        "faces), or an .npz file with key x (B, C, H, W) in [0, 1]")
+                        help=f"shipped samples ({', '.join(SAMPLE_NAMES)}), an .npz file with "
+                        "key x (B, C, H, W) in [0, 1], an image file "
+                        f"({', '.join(s[1:] for s in IMAGE_SUFFIXES)}) or a folder of image "
+                        "files of one size")
+    parser.add_argument("--grey", action="store_true",
+                        help="convert colour images to one luminance channel (PIL 'L')")
     parser.add_argument("--operator", required=True, metavar="SPEC",
                         help="operator spec, e.g. gaussian_cs:100, gaussian_cs_unscaled:100, "
                         "structured_cs:500, downsample:4, downsample:4:bicubic, "
@@ -62,18 +80,119 @@ def noise_generator(seed: int) -> torch.Generator:
     return make_generator(int(np.random.SeedSequence([seed, 1]).generate_state(1)[0]))
 
 
-def load_images(source: str) -> Tensor:
-    """Images for ``--images``: a shipped sample name or an ``.npz`` path."""
+def load_images(source: str, *, grey: bool = False) -> Tensor:
+    """Images for ``--images``: a shipped sample name, an ``.npz`` path, an image file or a
+    folder of image files of one size.
+
+    Args:
+        source: the value of ``--images``.
+        grey: convert colour images to one luminance channel.
+
+    Returns:
+        float images in [0, 1].
+
+    Shape:
+        output: ``(B, C, H, W)``, ``C = 1`` for grey images (and with ``grey``), else 3 for
+        image files.
+
+    Raises:
+        ValueError: an unknown name or suffix, an unreadable file, a folder without image
+            files or with images of different sizes, each naming ``--images``.
+        FileNotFoundError: a missing file.
+    """
     from genprior._io import load_images_npz
     from genprior.data import load_samples
 
-    if source in SAMPLE_NAMES:
-        return load_samples(source)
     path = Path(source)
-    if path.suffix != ".npz":
-        raise ValueError(f"--images must be one of {SAMPLE_NAMES} or an .npz file, got {source!r}")
-    with reading("--images", source):
-        return load_images_npz(path)
+    if source in SAMPLE_NAMES:
+        x = load_samples(source)
+    elif path.suffix.lower() == ".npz":
+        with reading("--images", source):
+            x = load_images_npz(path)
+    elif path.is_dir():
+        return _read_folder(path, grey=grey)
+    elif path.suffix.lower() in IMAGE_SUFFIXES:
+        with reading("--images", source):
+            return _read_image(path, grey=grey)[None]
+    else:
+        raise ValueError(f"--images must be one of {SAMPLE_NAMES}, an .npz file, an image file "
+                         f"({', '.join(IMAGE_SUFFIXES)}) or a folder of them, got {source!r}")
+    return luminance(x, source) if grey else x
+
+
+def luminance(x: Tensor, source: str = "images") -> Tensor:
+    """One grey channel from colour images, with PIL's ``"L"`` weights (ITU-R 601-2) in float;
+    grey images unchanged.
+
+    Shape:
+        - x: ``(B, 3, H, W)`` or ``(B, 1, H, W)``
+        - output: ``(B, 1, H, W)``
+
+    Raises:
+        ValueError: another number of channels.
+    """
+    if x.shape[1] == 1:
+        return x
+    if x.shape[1] != 3:
+        raise ValueError(f"--grey needs images with 1 or 3 channels; --images {source} has "
+                         f"{x.shape[1]}")
+    w = torch.tensor(_LUMA, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+    return (x * w).sum(dim=1, keepdim=True)
+
+
+def _read_image(path: Path, *, grey: bool) -> Tensor:
+    """One image file as float ``(C, H, W)`` in [0, 1]: grey modes as one channel (16-bit and
+    float ones scaled by their range), others as RGB; ``grey`` converts RGB to ``"L"``."""
+    from PIL import Image
+
+    with Image.open(path) as img:
+        img.load()
+        mode = img.mode
+        if mode in ("1", "LA") or (grey and mode not in _GREY_MODES):
+            img, mode = img.convert("L"), "L"
+        elif mode not in _GREY_MODES:
+            img, mode = img.convert("RGB"), "RGB"
+        a = np.asarray(img)
+    a = a.astype(np.float32) / _full_scale(mode, a)
+    x = torch.from_numpy(np.ascontiguousarray(a))
+    return x[None] if x.ndim == 2 else x.permute(2, 0, 1).contiguous()
+
+
+def _full_scale(mode: str, a: np.ndarray) -> float:
+    """The value of white in an image of PIL ``mode``: 255 (8 bit), 65535 (16 bit integer
+    modes), 1 (float); values outside ``[0, white]`` are refused."""
+    white = 65535.0 if mode.startswith("I") else 1.0 if mode == "F" else 255.0
+    if a.size and (a.min() < 0 or a.max() > white):
+        raise ValueError(f"a {mode!r} image with values in [{a.min():g}, {a.max():g}], "
+                         f"outside [0, {white:g}]")
+    return white
+
+
+def _read_folder(folder: Path, *, grey: bool) -> Tensor:
+    """Every image file of ``folder`` (sorted by name), which must all have one shape.
+
+    Shape:
+        output: ``(B, C, H, W)``
+    """
+    files = sorted(p for p in folder.iterdir()
+                   if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise ValueError(f"--images {folder}: no image files ({', '.join(IMAGE_SUFFIXES)}) in "
+                         "the folder")
+    images = []
+    for path in files:
+        with reading("--images", path):
+            images.append(_read_image(path, grey=grey))
+    shapes: dict[tuple[int, ...], str] = {}
+    for path, x in zip(files, images):
+        shapes.setdefault(tuple(x.shape), path.name)
+    if len(shapes) > 1:
+        sizes = ", ".join(f"{name} {'x'.join(map(str, s))}" for s, name in shapes.items())
+        hint = (" (pass --grey to read them all as one grey channel)"
+                if len({s[0] for s in shapes}) > 1 and not grey else "")
+        raise ValueError(f"--images {folder}: the image files differ in size (C x H x W): "
+                         f"{sizes}; all must have one size{hint}")
+    return torch.stack(images)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -82,7 +201,7 @@ def run(args: argparse.Namespace) -> int:
     out = check_output(args.out, args.overwrite)
     if args.num_images is not None and args.num_images < 1:
         raise ValueError(f"--num-images must be >= 1, got {args.num_images}")
-    x = load_images(args.images)
+    x = load_images(args.images, grey=args.grey)
     if args.num_images is not None:
         x = x[: args.num_images]
     A = make_operator(args.operator, tuple(x.shape[1:]), noise_std=args.noise_std,
@@ -93,7 +212,7 @@ def run(args: argparse.Namespace) -> int:
     with transactional_output(out, args.overwrite) as tmp:
         save_measurements(tmp / "y.npz", y, x=x, operator_record=operator_record(A, args.operator),
                           images=args.images, operator=args.operator, noise_std=args.noise_std,
-                          seed=args.seed)
+                          seed=args.seed, **({"grey": True} if args.grey else {}))
         A.save(tmp / "operator.safetensors")
         nrow = 8
         save_grid_png(tmp / "x.png", x, nrow=nrow)

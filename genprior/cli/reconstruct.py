@@ -16,8 +16,15 @@ Under ``torchrun --nproc_per_node N -m genprior reconstruct ...`` the images are
 contiguous shards, one per process (gloo on CPU, NCCL on CUDA, ``cuda:LOCAL_RANK`` per
 process), and rank 0 gathers the results and writes the files. CSGM and Sparse-Gen draw the
 starting latents of the whole batch on every rank and keep their shard's, so the result equals a
-single-process run up to float rounding; the conditional method draws its noise per rank
-(``--seed`` + rank).
+single-process run up to float rounding (with ``--init encoder`` each rank replaces the first
+restart of its images by their encoder means, as a single process does); the conditional method
+draws its noise per rank (``--seed`` + rank).
+
+A prior that fits any image size (one with ``resized``, e.g. a SpatialVAE) is fitted to the
+operator's image size (``genprior.reconstruct.fit_prior``); a fixed-size prior of another size
+is refused before any work. ``--init encoder`` starts the first restart of every image at the
+prior's encoder mean of ``A_dagger(y)`` (clamped to [0, 1]), the other restarts at random
+latents as with ``--init random``.
 
 Units are those of the CSGM reference code: ``--lam`` is its ``zprior_weight``, ``--alpha`` its
 Lasso ``lmbd`` (sklearn's ``alpha``) or Sparse-Gen's ``sparse_gen_weight``. ``--method adaptive``
@@ -43,6 +50,7 @@ HELP = ("reconstruct images from measurements (CSGM, Sparse-Gen, IAGAN, Lasso, p
         "range-constrained conditional generator)")
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from genprior.reconstruct.csgm import INITS
     from genprior.reconstruct.methods import METHODS
 
     parser.add_argument("--method", default=None, choices=METHODS,
@@ -55,8 +63,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="npz file with key y (and optionally x), e.g. from genprior measure")
     parser.add_argument("--operator", required=True, metavar="OP_FILE_OR_SPEC",
                         help="operator file written by genprior measure, or a spec such as "
-                        "downsample:4 (image size from the prior or the measurements; seed and "
-                        "noise level from the measurements' operator record)")
+                        "downsample:4 (image size from a fixed-size prior, else from the "
+                        "measurements; seed and noise level from the measurements' operator "
+                        "record)")
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace the files of an earlier run in a non-empty --out")
@@ -73,6 +82,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="keep the restart with the lowest measurement error or objective")
     parser.add_argument("--early-stop-tol", type=float, default=None,
                         help="relative tolerance of per-restart early stopping (default: off)")
+    parser.add_argument("--init", default="random", choices=INITS,
+                        help="csgm, sparse-gen, adaptive: every restart at random latents, or "
+                        "the first restart of every image at the encoder mean of "
+                        "clamp(A_dagger y, 0, 1) (a prior with an encoder, e.g. a VAE)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random restarts")
     parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
     parser.add_argument("--threads", type=int, default=None,
@@ -125,6 +138,7 @@ def _gather(parts: list[torch.Tensor], info) -> list[torch.Tensor]:
 def _solve_shard(args, y, A, prior, info, device) -> tuple[torch.Tensor, torch.Tensor]:
     """This rank's contiguous shard of the batch: ``(x_hat, measurement_error)`` on the CPU."""
     from genprior._random import make_generator
+    from genprior.cli._inputs import LATENT_METHODS
     from genprior.reconstruct.methods import reconstruct
 
     n = y.shape[0]
@@ -132,7 +146,7 @@ def _solve_shard(args, y, A, prior, info, device) -> tuple[torch.Tensor, torch.T
     lo, hi = bounds[info.rank], bounds[info.rank + 1]
     generator = make_generator(args.seed, device)
     z_init = None
-    if info.distributed and args.method in ("csgm", "sparse-gen", "adaptive"):
+    if info.distributed and args.method in LATENT_METHODS["reconstruct"]:
         z_all = prior.sample_latent(n * args.restarts, generator=generator)
         z_init = z_all.view(n, args.restarts, *prior.latent_shape)[lo:hi]
     elif info.distributed:
@@ -140,13 +154,48 @@ def _solve_shard(args, y, A, prior, info, device) -> tuple[torch.Tensor, torch.T
     if hi == lo:  # more processes than images
         shape = (0, *(prior.img_shape if prior is not None else A.img_size))
         return torch.zeros(shape), torch.zeros(0)
+    init = args.init
+    if z_init is not None and init == "encoder":
+        z_init, init = _encoder_starts(z_init, y[lo:hi], A, prior), "random"
     result = reconstruct(
         args.method, y[lo:hi], A, prior=prior, lam=args.lam, alpha=args.alpha, basis=args.basis,
         restarts=args.restarts, steps=args.steps, lr=args.lr, select=args.select,
-        early_stop_tol=args.early_stop_tol, generator=generator, z_init=z_init,
+        early_stop_tol=args.early_stop_tol, generator=generator, z_init=z_init, init=init,
         **adaptive_options(args),
     )
     return result.x_hat.detach().clamp(0, 1).cpu(), result.measurement_error.detach().cpu()
+
+
+def _encoder_starts(z_init: torch.Tensor, y: torch.Tensor, A, prior) -> torch.Tensor:
+    """A shard's drawn starts ``(b, R, *latent)`` with restart 0 replaced by the encoder mean
+    of ``clamp(A_dagger y, 0, 1)``: what ``init="encoder"`` starts from in one process."""
+    from genprior.reconstruct import encoder_latent
+
+    with torch.no_grad():
+        x_init = A.A_dagger(y.to(z_init.dtype)).clamp(0, 1)
+    z_init = z_init.clone()
+    z_init[:, 0] = encoder_latent(prior, x_init)
+    return z_init
+
+
+def check_init(args: argparse.Namespace, prior) -> None:
+    """Refuse ``--init encoder`` for a method without latent restarts or a prior without an
+    encoder, before any work.
+
+    Raises:
+        ValueError: naming the flag, the method or prior and what to use instead.
+    """
+    from genprior.cli._inputs import LATENT_METHODS
+
+    if args.init != "encoder":
+        return
+    latent = LATENT_METHODS["reconstruct"]
+    if args.method not in latent:
+        raise ValueError(f"--init encoder applies to --method {', '.join(latent)}, "
+                         f"not {args.method}")
+    if getattr(prior, "encode", None) is None:
+        raise ValueError(f"--init encoder needs a prior with an encoder; --prior {args.prior} "
+                         f"({type(prior).__name__}) has none: use --init random")
 
 
 def adaptive_options(args: argparse.Namespace) -> dict:
@@ -178,7 +227,9 @@ def _run(args: argparse.Namespace, info) -> int:
     from genprior._io import save_images_npz
     from genprior.cli._figures import save_figure
     from genprior.cli._inputs import (
+        LATENT_METHODS,
         check_prior_kind,
+        fit_prior_arg,
         load_prior_arg,
         read_measurements,
         resolve_operator,
@@ -197,6 +248,9 @@ def _run(args: argparse.Namespace, info) -> int:
         raise ValueError(f"--method {args.method} needs --prior NAME_OR_DIR")
     check_prior_kind(prior, args.method, "reconstruct", args.prior)
     A = resolve_operator(args.operator, meas, args.measurements, prior=prior, device=device)
+    if args.method in LATENT_METHODS["reconstruct"]:
+        prior = fit_prior_arg(prior, A, args.prior)
+    check_init(args, prior)
     dtype = next((b.dtype for b in A.buffers() if b.is_floating_point()), torch.float32)
     y = meas.y.to(device=device, dtype=dtype)
     try:

@@ -8,8 +8,10 @@ the truth) and ``DIR/samples.npz`` (``samples (S, B, C, H, W)``, ``mean``, ``std
 ``acceptance_rate``, ``step_size``).
 
 Inputs are read and checked before any sampling: the measurements, the prior (``--method eps``
-needs a conditional generator, the other methods a latent prior), ``--operator`` (refused when
-the measurements' operator record names another one), the device and DIR. The files appear
+needs a conditional generator, the other methods a latent prior, which is fitted to the
+operator's image size when it has ``resized``, e.g. a SpatialVAE, and refused when it has a fixed
+size of another image size), ``--operator`` (refused when the measurements' operator record names
+another one), the device and DIR. The files appear
 together or not at all; a non-empty DIR is refused unless ``--overwrite`` is given.
 """
 
@@ -27,6 +29,7 @@ from genprior._random import make_generator
 from genprior._serialization import atomic_write_bytes
 from genprior.cli._inputs import (
     check_prior_kind,
+    fit_prior_arg,
     load_prior_arg,
     parse_device,
     read_measurements,
@@ -117,6 +120,7 @@ def run(args: argparse.Namespace) -> int:
         if args.operator is None:
             raise ValueError(f"--operator is required for --method {args.method}")
         A = resolve_operator(args.operator, meas, args.measurements, prior=prior, device=device)
+        prior = fit_prior_arg(prior, A, args.prior)
         y = y.to(next((b.dtype for b in A.buffers() if b.is_floating_point()), y.dtype))
         try:
             A.check_y(y)

@@ -2,11 +2,12 @@
 back-projection, and the Lasso, pseudo-inverse and bicubic baselines, all returning
 :class:`ReconstructionResult` dataclasses."""
 
+from genprior.reconstruct._problem import fit_prior
 from genprior.reconstruct.adaptive import AdaptiveResult, adapt_weights, adaptive
 from genprior.reconstruct.back_projection import back_project
 from genprior.reconstruct.baselines import bicubic, pinv
 from genprior.reconstruct.bases import BASES, Basis, get_basis
-from genprior.reconstruct.csgm import csgm
+from genprior.reconstruct.csgm import csgm, encoder_latent
 from genprior.reconstruct.lasso import lasso
 from genprior.reconstruct.methods import METHODS, PRIOR_METHODS, reconstruct
 from genprior.reconstruct.result import CSGMResult, ReconstructionResult, SparseGenResult
@@ -26,6 +27,8 @@ __all__ = [
     "back_project",
     "bicubic",
     "csgm",
+    "encoder_latent",
+    "fit_prior",
     "get_basis",
     "lasso",
     "pinv",

@@ -16,6 +16,8 @@ from genprior.priors.conditional import is_conditional
 __all__ = [
     "check_latent_prior",
     "check_measurements",
+    "fit_prior",
+    "fit_prior_to",
     "measurement_error",
     "operator_img_size",
     "operator_norm_sq",
@@ -42,6 +44,58 @@ def operator_img_size(A, img_size: Sequence[int] | None = None) -> tuple[int, in
     if len(size) != 3:
         raise ValueError(f"img_size must be (C, H, W), got {size}")
     return size
+
+
+def fit_prior(prior, img_size: Sequence[int]):
+    """``prior`` for images of ``img_size``: the prior itself when it already generates that
+    size, else ``prior.resized(img_size)`` (the same weights, shared, not copied) when it has
+    ``resized`` (e.g. :class:`~genprior.priors.spatial_vae.SpatialVAE`).
+
+    Args:
+        prior: a latent :class:`~genprior.priors.Prior`.
+        img_size: ``(C, H, W)`` of the images wanted (e.g. the operator's ``img_size``).
+
+    Returns:
+        ``prior`` (the same object) or a resized view of it.
+
+    Raises:
+        ValueError: another size and a fixed-size prior (no ``resized``), or a size the prior
+            cannot be resized to (e.g. another number of channels).
+
+    Example:
+        >>> from genprior.priors.spatial_vae import SpatialVAE
+        >>> vae = SpatialVAE(img_shape=(1, 16, 16), latent_channels=2, base_channels=4)
+        >>> fit_prior(vae, (1, 16, 16)) is vae, fit_prior(vae, (1, 37, 41)).latent_shape
+        (True, (2, 10, 11))
+    """
+    size = tuple(int(s) for s in img_size)
+    own = tuple(int(s) for s in prior.img_shape)
+    if size == own:
+        return prior
+    resized = getattr(prior, "resized", None)
+    if resized is None:
+        raise ValueError(
+            f"the prior generates images of shape {own} but the operator expects img_size "
+            f"{size}: {type(prior).__name__} has a fixed size (only a prior with resized(), "
+            f"such as SpatialVAE, fits another image size)")
+    try:
+        return resized(size)
+    except ValueError as e:
+        raise ValueError(f"the prior generates images of shape {own} and cannot be resized "
+                         f"to the operator's img_size {size}: {e}") from e
+
+
+def fit_prior_to(prior, A):
+    """``prior`` fitted (:func:`fit_prior`) to the images the operator ``A`` acts on
+    (:func:`operator_img_size`); unchanged when ``A`` has no ``img_size`` (a plain callable,
+    or a deepinv operator without one), whose images the solvers then take from the prior.
+
+    Raises:
+        ValueError: as :func:`fit_prior`, or an ``img_size`` that is not ``(C, H, W)``.
+    """
+    if getattr(A, "img_size", None) is None:
+        return prior
+    return fit_prior(prior, operator_img_size(A))
 
 
 def check_latent_prior(prior) -> None:

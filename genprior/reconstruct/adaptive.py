@@ -39,6 +39,7 @@ from genprior._physics import forward
 from genprior.optim import Adam, sum_sq
 from genprior.optim.data_fidelity import WeightedL2
 from genprior.optim.latent_problem import GaussianLatent, LatentProblem
+from genprior.reconstruct._problem import check_latent_prior, fit_prior_to
 from genprior.reconstruct.back_projection import back_project
 from genprior.reconstruct.csgm import CSGMOptions, csgm
 from genprior.reconstruct.result import CSGMResult, ReconstructionResult
@@ -132,6 +133,9 @@ def adapt_weights(
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     r"""Stage 2 of IAGAN: adapt :math:`(z_i, \theta_i)` of every image, all in one batch.
 
+    A prior with ``resized`` is first fitted to ``A.img_size``
+    (:func:`~genprior.reconstruct.fit_prior`), as in :func:`adaptive`.
+
     Args:
         y: measurements (already checked, on the prior's device and dtype).
         A: the operator.
@@ -164,6 +168,8 @@ def adapt_weights(
         check_positive(tau, "tau")
         if noise_std is None or noise_std <= 0:
             raise ValueError("the discrepancy rule (tau) needs noise_std > 0")
+    check_latent_prior(prior)
+    prior = fit_prior_to(prior, A)
     was_training = prior.training
     prior.eval()  # BatchNorm uses its running statistics; restored below
     try:
@@ -252,6 +258,10 @@ def adaptive(
 ) -> AdaptiveResult:
     r"""IAGAN: CSGM, then per-image adaptation of latent and weights, then back-projection.
 
+    A prior with ``resized`` (:class:`~genprior.priors.spatial_vae.SpatialVAE`) is fitted to the
+    operator's ``img_size`` first (:func:`~genprior.reconstruct.fit_prior`), so images
+    of any size work; a prior whose size matches is used as it is.
+
     Args:
         y: measurements.
         A: the operator (any deepinv ``LinearPhysics``; ``A_dagger`` for exact back-projection).
@@ -268,7 +278,8 @@ def adaptive(
             = ` ``bp_eps``, default :math:`\sigma^2`) or ``None``.
         bp_eps: :math:`\varepsilon` of the regularised back-projection.
         **options: stage 1: the keyword arguments of :func:`~genprior.reconstruct.csgm.csgm`
-            (``lam`` is also stage 2's latent weight; ``loss_reduction`` its units).
+            (``lam`` is also stage 2's latent weight; ``loss_reduction`` its units; ``init``
+            and ``x_init`` choose stage 1's starts).
 
     Returns:
         :class:`AdaptiveResult`.
@@ -291,6 +302,8 @@ def adaptive(
     if back_projection not in ("exact", "regularized", None):
         raise ValueError(f"back_projection must be 'exact', 'regularized' or None, "
                          f"got {back_projection!r}")
+    check_latent_prior(prior)
+    prior = fit_prior_to(prior, A)
     stage1 = csgm(y, A, prior, **options)
     if noise_std is None:
         noise_std = getattr(A, "noise_std", None)

@@ -4,8 +4,10 @@ r"""CSGM: compressed sensing with a generative prior by latent optimisation (Bor
     \hat z = \arg\min_z \; \frac{1}{m}\|A\,G(z) - y\|_2^2 + \lambda \|z\|_2^2,
     \qquad \hat x = G(\hat z),
 
-solved by Adam from ``restarts`` random starts :math:`z_0 \sim \mathcal N(0, I)` per image,
-keeping for each image the restart with the lowest measurement error (or objective).
+solved by Adam from ``restarts`` random starts :math:`z_0 \sim \mathcal N(0, I)` per image
+(with ``init="encoder"`` the first one is the encoder mean :math:`\mu(x_{\rm init})` of a
+VAE prior instead), keeping for each image the restart with the lowest measurement error (or
+objective).
 
 Units of :math:`\lambda` (``loss_reduction="reference"``, the default) are exactly those of the
 CSGM reference code (``AshishBora/csgm``, ``src/mnist_estimators.py`` and
@@ -45,15 +47,19 @@ from genprior.priors.base import _reference_tensor
 from genprior.reconstruct._problem import (
     check_latent_prior,
     check_measurements,
+    fit_prior_to,
     operator_norm_sq,
 )
 from genprior.reconstruct.result import CSGMResult, SparseGenResult
 
-__all__ = ["CSGM_DEFAULTS", "LOSS_REDUCTIONS", "OPTIMIZERS", "SELECT", "CSGMOptions", "csgm",
-           "lipschitz_step", "solve_latent"]
+__all__ = ["CSGM_DEFAULTS", "INITS", "LOSS_REDUCTIONS", "OPTIMIZERS", "SELECT", "CSGMOptions",
+           "csgm", "encoder_latent", "lipschitz_step", "solve_latent"]
 
 SELECT = ("measurement", "loss")
 LOSS_REDUCTIONS = ("reference", "sum")
+#: values of ``init``: every start drawn from the latent prior, or the first restart of every
+#: image at the encoder mean of ``x_init``
+INITS = ("random", "encoder")
 
 
 class CSGMOptions(TypedDict, total=False):
@@ -70,10 +76,12 @@ class CSGMOptions(TypedDict, total=False):
     generator: torch.Generator | None
     z_init: Tensor | None
     loss_reduction: str
+    init: str
+    x_init: Tensor | None
 
 
 def _check_options(*, lam, restarts, steps, lr, optimizer, select, early_stop_tol, patience,
-                   loss_reduction) -> None:
+                   loss_reduction, init) -> None:
     check_positive(lam, "lam", allow_zero=True)
     if isinstance(restarts, bool) or not isinstance(restarts, int) or restarts < 1:
         raise ValueError(f"restarts must be an int >= 1, got {restarts!r}")
@@ -91,15 +99,90 @@ def _check_options(*, lam, restarts, steps, lr, optimizer, select, early_stop_to
         check_positive(early_stop_tol, "early_stop_tol", allow_zero=True)
     if isinstance(patience, bool) or not isinstance(patience, int) or patience < 1:
         raise ValueError(f"patience must be an int >= 1, got {patience!r}")
+    if init not in INITS:
+        raise ValueError(f"init must be one of {INITS}, got {init!r}")
 
 
-def _initial_latents(prior, z_init: Tensor | None, batch: int, restarts: int,
-                     generator: torch.Generator | None, ref: Tensor) -> Tensor:
+def _check_init(prior, init: str, z_init: Tensor | None, x_init: Tensor | None) -> None:
+    """Refuse starts that contradict each other, or ``init="encoder"`` without an encoder."""
+    if init == "encoder" and z_init is not None:
+        raise ValueError("z_init and init='encoder' exclude each other: pass the starting "
+                         "latents (z_init) or let the encoder give the first restart's")
+    if init != "encoder" and x_init is not None:
+        raise ValueError(f"x_init is only used with init='encoder', got init={init!r}")
+    if init == "encoder" and not callable(getattr(prior, "encode", None)):
+        raise ValueError(f"init='encoder' needs a prior with an encoder (encode); "
+                         f"{type(prior).__name__} has none: use init='random'")
+
+
+def encoder_latent(prior, x: Tensor) -> Tensor:
+    r"""The encoder mean :math:`\mu(x)` of :math:`q(z \mid x)`, where ``init="encoder"`` starts.
+
+    ``prior.encode`` runs without gradients, in eval mode (the prior's mode is restored
+    afterwards). A VAE's ``encode`` returns ``(mu, logvar)``, of which ``mu`` is kept; an
+    ``encode`` that returns one tensor (the mean, as
+    :class:`~genprior.priors.autoencoder_kl.AutoencoderKLPrior`'s) is taken as it is.
+
+    Args:
+        prior: a prior with ``encode``, for images of ``x``'s size.
+        x: images in [0, 1].
+
+    Returns:
+        the detached means.
+
+    Shape:
+        - x: ``(B, C, H, W)``
+        - output: ``(B, *latent_shape)``
+
+    Raises:
+        ValueError: a prior without ``encode``.
+    """
+    _check_init(prior, "encoder", None, None)
+    was_training = prior.training
+    prior.eval()
+    try:
+        with torch.no_grad():
+            out = prior.encode(x)
+    finally:
+        prior.train(was_training)
+    mu = out[0] if isinstance(out, tuple) else out
+    return mu.detach()
+
+
+def _start_images(x_init: Tensor | None, y: Tensor, A, img_size: tuple[int, ...],
+                  ref: Tensor) -> Tensor:
+    """``x_init`` checked (shape, finite) on the prior's device and dtype, or by default
+    ``A.A_dagger(y).clamp(0, 1)``."""
+    if x_init is None:
+        with torch.no_grad():
+            return A.A_dagger(y).clamp(0, 1)
+    if not isinstance(x_init, Tensor):
+        raise TypeError(f"x_init must be a torch.Tensor, got {type(x_init).__name__}")
+    if tuple(x_init.shape) != (y.shape[0], *img_size):
+        raise ValueError(f"x_init must have shape (B, C, H, W) = {(y.shape[0], *img_size)}, "
+                         f"got {tuple(x_init.shape)}")
+    check_finite(x_init, "x_init")
+    return x_init.detach().to(device=ref.device, dtype=ref.dtype)
+
+
+def _initial_latents(prior, opts: CSGMOptions, y: Tensor, A, ref: Tensor) -> Tensor:
     """``(B * R, *latent)`` starts, image-major: row ``i * R + r`` is restart ``r`` of image
-    ``i``. Drawn as ``prior.sample_latent(B * R, generator=generator)`` unless ``z_init``."""
+    ``i``. Drawn as ``prior.sample_latent(B * R, generator=generator)`` unless ``z_init``; with
+    ``init="encoder"`` row ``i * R`` is then replaced by the encoder mean of image ``i`` of
+    ``x_init``, so the other rows and the generator's state are those of ``init="random"``."""
+    batch, restarts = y.shape[0], opts["restarts"]
+    if opts["z_init"] is not None:
+        return _given_latents(prior, opts["z_init"], batch, restarts, ref)
+    z0 = prior.sample_latent(batch * restarts, generator=opts["generator"]).detach()
+    if opts["init"] == "encoder":
+        x = _start_images(opts["x_init"], y, A, tuple(prior.img_shape), ref)
+        z0.view(batch, restarts, *prior.latent_shape)[:, 0] = encoder_latent(prior, x)
+    return z0
+
+
+def _given_latents(prior, z_init: Tensor, batch: int, restarts: int, ref: Tensor) -> Tensor:
+    """``z_init`` checked and flattened to ``(B * R, *latent)``, image-major."""
     latent = tuple(prior.latent_shape)
-    if z_init is None:
-        return prior.sample_latent(batch * restarts, generator=generator).detach()
     if not isinstance(z_init, Tensor):
         raise TypeError(f"z_init must be a torch.Tensor, got {type(z_init).__name__}")
     if restarts == 1 and tuple(z_init.shape) == (batch, *latent):
@@ -151,6 +234,8 @@ def csgm(
     generator: torch.Generator | None = None,
     z_init: Tensor | None = None,
     loss_reduction: str = "reference",
+    init: str = "random",
+    x_init: Tensor | None = None,
 ) -> CSGMResult:
     r"""Reconstruct images from :math:`y = A x + e` by optimising the latent of ``prior``.
 
@@ -170,7 +255,16 @@ def csgm(
     and every step is one forward and one backward pass of the generator. Restart ``r`` of
     image ``i`` is row ``i * R + r``; the starting latents are
     ``prior.sample_latent(B * R, generator=generator)`` in that order (or ``z_init``).
+    With ``init="encoder"`` they are drawn the same way and restart 0 of every image is then
+    replaced by the encoder mean :math:`\mu(x_{\rm init})` (:func:`encoder_latent`), so
+    restarts ``1 .. R-1`` start exactly where they start with ``init="random"`` and the
+    generator is left in the same state.
     Adam's state is per row, so a row's trajectory does not depend on the other rows.
+
+    A prior with ``resized`` (:class:`~genprior.priors.spatial_vae.SpatialVAE`) is fitted to
+    the operator's ``img_size`` first (:func:`~genprior.reconstruct.fit_prior`: the
+    same weights for the operator's image size), so it reconstructs images of any size; a
+    prior whose size already matches is used as it is.
 
     The prior is evaluated in eval mode (its mode is restored afterwards); only ``z`` receives
     gradients. ``x_hat = G(z_hat)`` is returned as the prior produces it (in [0, 1] for every
@@ -198,8 +292,13 @@ def csgm(
             costing compute).
         patience: steps without sufficient improvement before a restart stops.
         generator: source of the random starts.
-        z_init: starting latents instead of random ones.
+        z_init: starting latents instead of random ones (not with ``init="encoder"``).
         loss_reduction: ``"reference"`` (mean over measurements) or ``"sum"``.
+        init: ``"random"`` (every start drawn from the latent prior) or ``"encoder"`` (the
+            first restart of every image at the encoder mean of ``x_init``, the others
+            random; needs a prior with ``encode``, e.g. a VAE).
+        x_init: the images whose encoder means start ``init="encoder"``; default
+            ``A.A_dagger(y).clamp(0, 1)``.
 
     Returns:
         :class:`~genprior.reconstruct.result.CSGMResult`; its ``loss`` is :math:`f(\hat z)`,
@@ -208,13 +307,16 @@ def csgm(
     Shape:
         - y: ``(B, *meas_shape)``
         - z_init: ``(B, R, *latent_shape)`` (or ``(B, *latent_shape)`` when ``R == 1``)
+        - x_init: ``(B, C, H, W)``, the operator's image size
         - x_hat: ``(B, C, H, W)``; z_hat: ``(B, *latent_shape)``
         - measurement_error, loss, best_restart: ``(B,)``
         - restart_measurement_error, restart_loss, n_steps: ``(B, R)``; history: ``(T, B, R)``
 
     Raises:
-        ValueError: ``y`` with NaN/inf or a shape the operator does not produce, a prior whose
-            images the operator does not accept, bad hyperparameters.
+        ValueError: ``y`` with NaN/inf or a shape the operator does not produce, a fixed-size
+            prior whose images the operator does not accept, bad hyperparameters,
+            ``init="encoder"`` with ``z_init`` or with a prior without ``encode``, ``x_init``
+            without ``init="encoder"`` or of another shape.
         TypeError: a prior without the :class:`Prior` interface.
 
     Example:
@@ -231,7 +333,7 @@ def csgm(
     options = {"lam": lam, "restarts": restarts, "steps": steps, "lr": lr,
                "optimizer": optimizer, "select": select, "early_stop_tol": early_stop_tol,
                "patience": patience, "generator": generator, "z_init": z_init,
-               "loss_reduction": loss_reduction}
+               "loss_reduction": loss_reduction, "init": init, "x_init": x_init}
     return solve_latent(y, A, prior, options)
 
 
@@ -239,7 +341,7 @@ def csgm(
 CSGM_DEFAULTS: CSGMOptions = {
     "lam": 0.0, "restarts": 10, "steps": 1000, "lr": 0.01, "optimizer": "adam",
     "select": "measurement", "early_stop_tol": None, "patience": 50, "generator": None,
-    "z_init": None, "loss_reduction": "reference",
+    "z_init": None, "loss_reduction": "reference", "init": "random", "x_init": None,
 }
 
 
@@ -257,6 +359,9 @@ def solve_latent(y: Tensor, A, prior, options: CSGMOptions, *,
         lam_nu: the deviation's :math:`\ell_1` weight (with ``basis``).
         basis: a :class:`~genprior.reconstruct.bases.Basis` for a sparse deviation, or ``None``.
 
+    The prior is first fitted to ``A.img_size`` (:func:`~genprior.reconstruct.fit_prior`);
+    ``x_hat`` has the operator's image size.
+
     Raises:
         TypeError: an unknown option.
     """
@@ -268,17 +373,15 @@ def solve_latent(y: Tensor, A, prior, options: CSGMOptions, *,
     check_latent_prior(prior)
     _check_options(**{k: opts[k] for k in ("lam", "restarts", "steps", "lr", "optimizer",
                                             "select", "early_stop_tol", "patience",
-                                            "loss_reduction")})
+                                            "loss_reduction", "init")})
+    _check_init(prior, opts["init"], opts["z_init"], opts["x_init"])
+    prior = fit_prior_to(prior, A)
     img_size = tuple(int(s) for s in prior.img_shape)
-    own = getattr(A, "img_size", None)
-    if own is not None and tuple(own) != img_size:
-        raise ValueError(f"the prior generates images of shape {img_size} but "
-                         f"{type(A).__name__} expects img_size {tuple(own)}")
     ref = _reference_tensor(prior)
     y = check_measurements(y, A, img_size, device=ref.device, dtype=ref.dtype)
     batch, m, restarts = y.shape[0], y[0].numel(), opts["restarts"]
     scale = 1.0 / m if opts["loss_reduction"] == "reference" else 1.0
-    z0 = _initial_latents(prior, opts["z_init"], batch, restarts, opts["generator"], ref)
+    z0 = _initial_latents(prior, opts, y, A, ref)
     deviation = None
     if basis is not None:
         step = lipschitz_step(A, img_size, scale=scale, ref=ref, generator=opts["generator"])

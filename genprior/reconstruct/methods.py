@@ -38,6 +38,8 @@ def reconstruct(
     lasso_steps: int = 1000,
     generator: torch.Generator | None = None,
     z_init: Tensor | None = None,
+    init: str = "random",
+    x_init: Tensor | None = None,
     adapt_steps: int = 300,
     lr_theta: float = 1e-4,
     lr_z: float = 1e-4,
@@ -66,6 +68,10 @@ def reconstruct(
         generator: randomness (restarts, power iteration).
         z_init: CSGM / Sparse-Gen starting latents ``(B, R, *latent_shape)`` instead of
             random ones (used to shard a batch over processes with the same starts).
+        init: CSGM / Sparse-Gen / adaptive starts: ``"random"`` or ``"encoder"`` (the first
+            restart of every image at the encoder mean of ``x_init``; see
+            :func:`~genprior.reconstruct.csgm.csgm`).
+        x_init: images for ``init="encoder"`` (default ``A.A_dagger(y).clamp(0, 1)``).
         adapt_steps, lr_theta, lr_z, lam_theta, tau, back_projection: the image-adaptive
             stages of ``"adaptive"`` (:func:`~genprior.reconstruct.adaptive.adaptive`).
 
@@ -80,7 +86,8 @@ def reconstruct(
     if method in PRIOR_METHODS and prior is None:
         raise ValueError(f"method {method!r} needs a prior")
     common = {"restarts": restarts, "steps": steps, "lr": lr, "select": select,
-              "early_stop_tol": early_stop_tol, "generator": generator, "z_init": z_init}
+              "early_stop_tol": early_stop_tol, "generator": generator, "z_init": z_init,
+              "init": init, "x_init": x_init}
     if method == "csgm":
         return csgm(y, A, prior, lam=lam, **common)
     if method == "adaptive":

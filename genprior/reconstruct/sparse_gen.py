@@ -51,10 +51,11 @@ def sparse_gen(
     Arguments and batching are those of :func:`~genprior.reconstruct.csgm.csgm`, whose keyword
     arguments (:class:`~genprior.reconstruct.csgm.CSGMOptions`: ``lam``, ``restarts``,
     ``steps``, ``lr``, ``optimizer``, ``select``, ``early_stop_tol``, ``patience``,
-    ``generator``, ``z_init``, ``loss_reduction``, with the same defaults) it takes; ``lr`` and
-    ``optimizer`` act on :math:`z` (the step on :math:`\nu` is always :math:`1/L`), every
-    restart starts with :math:`\nu = 0`, and ``generator`` also seeds the power iteration
-    estimating :math:`L`. In addition:
+    ``generator``, ``z_init``, ``loss_reduction``, ``init``, ``x_init``, with the same defaults)
+    it takes; ``lr`` and ``optimizer`` act on :math:`z` (the step on :math:`\nu` is always
+    :math:`1/L`), every restart starts with :math:`\nu = 0`, and ``generator`` also seeds the
+    power iteration estimating :math:`L`. As there, a prior with ``resized`` is fitted to the
+    operator's image size. In addition:
 
     Args:
         y: measurements.

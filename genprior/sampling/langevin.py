@@ -25,7 +25,7 @@ from genprior._physics import forward
 from genprior._random import rand, randn
 from genprior.optim import LatentProblem, NegLogPrior, WeightedL2
 from genprior.priors.base import Prior
-from genprior.reconstruct._problem import check_latent_prior, check_measurements
+from genprior.reconstruct._problem import check_latent_prior, check_measurements, fit_prior_to
 from genprior.reconstruct.csgm import csgm
 from genprior.sampling.result import SampleResult, summarize
 from genprior.sampling.summary import ess
@@ -256,6 +256,10 @@ def langevin(
     (shared by that image's chains), by dual averaging of :math:`\log h` on the chain-averaged
     acceptance probability, then frozen at the averaged value. ULA uses ``step_size`` as given.
 
+    A prior with ``resized`` (:class:`~genprior.priors.spatial_vae.SpatialVAE`) is fitted to
+    ``A.img_size`` first (:func:`~genprior.reconstruct.fit_prior`), so the latents
+    and images have the operator's size; a prior whose size matches is used as it is.
+
     With ``anneal = [a_1 > ... > a_L]`` (Jalal et al. 2021), burn-in is split into ``L + 1``
     equal stages; stage ``k`` targets the tempered likelihood with variance
     :math:`\sigma^2 + a_k^2` and step :math:`h\,(\sigma^2 + a_k^2)/\sigma^2` (for ULA capped at
@@ -315,6 +319,8 @@ def langevin(
         >>> res.samples.shape, res.mean.shape  # (S, B, C, H, W) with S = 2 * 10, and (B, C, H, W)
         (torch.Size([20, 3, 1, 4, 4]), torch.Size([3, 1, 4, 4]))
     """
+    check_latent_prior(prior)
+    prior = fit_prior_to(prior, A)
     sigma = _check_inputs(y, A, prior, sigma, n_samples, n_chains, step_size, burn_in, thin,
                           method, target_accept, anneal)
     b, k = y.shape[0], n_chains
