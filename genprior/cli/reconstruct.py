@@ -16,21 +16,38 @@ Under ``torchrun --nproc_per_node N -m genprior reconstruct ...`` the images are
 contiguous shards, one per process (gloo on CPU, NCCL on CUDA, ``cuda:LOCAL_RANK`` per
 process), and rank 0 gathers the results and writes the files. CSGM and Sparse-Gen draw the
 starting latents of the whole batch on every rank and keep their shard's, so the result equals a
-single-process run up to float rounding (with ``--init encoder`` each rank replaces the first
-restart of its images by their encoder means, as a single process does); the conditional method
-draws its noise per rank (``--seed`` + rank).
+single-process run up to float rounding (with ``--init encoder`` each rank computes the first
+estimates of its own images, ``A_dagger y`` or TV, and replaces their first restart by the
+encoder means, as a single process does); the conditional method draws its noise per rank
+(``--seed`` + rank).
 
 A prior that fits any image size (one with ``resized``, e.g. a SpatialVAE) is fitted to the
 operator's image size (``genprior.reconstruct.fit_prior``); a fixed-size prior of another size
 is refused before any work. ``--init encoder`` starts the first restart of every image at the
-prior's encoder mean of ``A_dagger(y)`` (clamped to [0, 1]), the other restarts at random
-latents as with ``--init random``.
+prior's encoder mean of a first estimate, the other restarts at random latents as with
+``--init random``; ``--init-from`` chooses that estimate: ``pinv`` (the default),
+``clamp(A_dagger y, 0, 1)``, or ``tv``, the TV estimate of ``--method tv`` with the ``--tv-*``
+flags (clamped to [0, 1]). A natural-image prior such as ``natural-vae`` needs the TV start:
+``--method csgm --init encoder --init-from tv --restarts 1 --steps 100 --lr 0.01 --lam 1e-7
+--back-projection exact``. ``--init-from tv`` without ``--init encoder`` is refused.
 
 Units are those of the CSGM reference code: ``--lam`` is its ``zprior_weight``, ``--alpha`` its
 Lasso ``lmbd`` (sklearn's ``alpha``) or Sparse-Gen's ``sparse_gen_weight``. ``--method adaptive``
 (IAGAN) runs CSGM with these flags, then adapts latent and weights per image (``--adapt-steps``,
-``--lr-theta``, ``--lr-z``, ``--lam-theta``, ``--tau``) and back-projects
-(``--back-projection``).
+``--lr-theta``, ``--lr-z``, ``--lam-theta``, ``--tau``). ``--method tv`` minimises
+``0.5 ||A x - y||^2 + lambda TV(x)`` (``genprior.reconstruct.tv``: deepinv's TV prior in
+deepinv's proximal gradient from ``A_dagger y``, the weight decreasing geometrically from
+``--tv-lambda-start`` to ``--tv-lambda`` over ``--tv-steps`` iterations; lambda multiplies the
+isotropic TV of an image in [0, 1] against the sum over the measurements).
+
+``--back-projection`` is the last step of ``csgm``, ``sparse-gen`` and ``adaptive``:
+``exact`` moves ``x_hat`` onto ``{x : A x = y}`` (``x + A_dagger(y - A x)``, the orthogonal
+projection), ``regularized`` only towards it (``x + A^T (A A^T + eps I)^{-1} (y - A x)`` with
+``eps`` the measurements' noise variance, which must be > 0), ``none`` keeps the method's
+estimate. The default is ``exact`` for ``adaptive`` and ``none`` for ``csgm`` and ``sparse-gen``;
+the flag is refused with the other methods. ``measurement_error`` is that of the back-projected
+image, before the clamping of ``x_hat.npz`` (so ``exact`` gives about 0 there, while
+``residual``, computed on the clamped image, need not be).
 
 Every input is read and checked before any work: the measurements (their operator record, when
 ``genprior measure`` wrote them, must match ``--operator``; a spec is rebuilt with the recorded
@@ -46,12 +63,19 @@ from pathlib import Path
 
 import torch
 
-HELP = ("reconstruct images from measurements (CSGM, Sparse-Gen, IAGAN, Lasso, pinv, bicubic, "
-        "range-constrained conditional generator)")
+HELP = ("reconstruct images from measurements (CSGM, Sparse-Gen, IAGAN, Lasso, TV, pinv, "
+        "bicubic, range-constrained conditional generator)")
+
+#: methods that end with ``--back-projection`` (default exact for adaptive, none for the others)
+BACK_PROJECTION_METHODS = ("csgm", "sparse-gen", "adaptive")
+#: first estimates whose encoder mean ``--init encoder`` starts from
+INIT_FROM = ("pinv", "tv")
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from genprior.reconstruct.csgm import INITS
     from genprior.reconstruct.methods import METHODS
+    from genprior.reconstruct.tv import TV_DEFAULTS
 
     parser.add_argument("--method", default=None, choices=METHODS,
                         help="default: conditional for a conditional prior (celeba-sr4-affgan), "
@@ -84,8 +108,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="relative tolerance of per-restart early stopping (default: off)")
     parser.add_argument("--init", default="random", choices=INITS,
                         help="csgm, sparse-gen, adaptive: every restart at random latents, or "
-                        "the first restart of every image at the encoder mean of "
-                        "clamp(A_dagger y, 0, 1) (a prior with an encoder, e.g. a VAE)")
+                        "the first restart of every image at the encoder mean of the "
+                        "--init-from estimate (a prior with an encoder, e.g. a VAE)")
+    parser.add_argument("--init-from", default="pinv", choices=INIT_FROM,
+                        help="with --init encoder: the image whose encoder mean starts the first "
+                        "restart, clamp(A_dagger y, 0, 1) or the TV estimate (the --tv-* flags, "
+                        "clamped); natural-vae needs tv")
+    parser.add_argument("--back-projection", default=None,
+                        choices=("exact", "regularized", "none"),
+                        help="csgm, sparse-gen, adaptive: final step onto {x: Ax = y}, exact "
+                        "(A_dagger), regularised (eps = noise variance) or none (default: "
+                        "exact for adaptive, none for csgm and sparse-gen)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random restarts")
     parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
     parser.add_argument("--threads", type=int, default=None,
@@ -102,10 +135,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     iagan.add_argument("--tau", type=float, default=None,
                        help="discrepancy-rule factor: stop an image once its residual is below "
                        "tau * noise level (default: off)")
-    iagan.add_argument("--back-projection", default="exact",
-                       choices=("exact", "regularized", "none"),
-                       help="final step: exact A_dagger, regularised (eps = noise variance) or "
-                       "none")
+    tv = parser.add_argument_group("TV (--method tv, --init-from tv)")
+    tv.add_argument("--tv-lambda", type=float, default=TV_DEFAULTS["lam"],
+                    help="final TV weight lambda (against 0.5 ||Ax - y||^2, images in [0, 1])")
+    tv.add_argument("--tv-lambda-start", type=float, default=TV_DEFAULTS["lam_start"],
+                    help="first TV weight, >= --tv-lambda (equal: constant weight); it decreases "
+                    "geometrically to --tv-lambda")
+    tv.add_argument("--tv-steps", type=int, default=TV_DEFAULTS["steps"],
+                    help="proximal-gradient iterations")
 
 
 def reconstruction_figure(method: str, x_hat, y, A, x=None, psnr=None, *, title=None):
@@ -139,6 +176,7 @@ def _solve_shard(args, y, A, prior, info, device) -> tuple[torch.Tensor, torch.T
     """This rank's contiguous shard of the batch: ``(x_hat, measurement_error)`` on the CPU."""
     from genprior._random import make_generator
     from genprior.cli._inputs import LATENT_METHODS
+    from genprior.optim import sum_sq
     from genprior.reconstruct.methods import reconstruct
 
     n = y.shape[0]
@@ -154,28 +192,92 @@ def _solve_shard(args, y, A, prior, info, device) -> tuple[torch.Tensor, torch.T
     if hi == lo:  # more processes than images
         shape = (0, *(prior.img_shape if prior is not None else A.img_size))
         return torch.zeros(shape), torch.zeros(0)
-    init = args.init
+    y = y[lo:hi]
+    init, x_init = args.init, None
+    if init == "encoder" and args.init_from == "tv":
+        x_init = tv_estimate(args, y, A, device)
     if z_init is not None and init == "encoder":
-        z_init, init = _encoder_starts(z_init, y[lo:hi], A, prior), "random"
+        z_init, init, x_init = _encoder_starts(z_init, y, A, prior, x_init), "random", None
     result = reconstruct(
-        args.method, y[lo:hi], A, prior=prior, lam=args.lam, alpha=args.alpha, basis=args.basis,
+        args.method, y, A, prior=prior, lam=args.lam, alpha=args.alpha, basis=args.basis,
         restarts=args.restarts, steps=args.steps, lr=args.lr, select=args.select,
         early_stop_tol=args.early_stop_tol, generator=generator, z_init=z_init, init=init,
-        **adaptive_options(args),
+        x_init=x_init, **method_options(args),
     )
-    return result.x_hat.detach().clamp(0, 1).cpu(), result.measurement_error.detach().cpu()
+    x_hat, measurement_error = result.x_hat.detach(), result.measurement_error.detach()
+    if args.method in ("csgm", "sparse-gen") and back_projection(args) != "none":
+        x_hat = _back_projected(x_hat, y, A, back_projection(args))
+        measurement_error = sum_sq(A.A(x_hat) - y.to(x_hat.dtype)) / y[0].numel()
+    return x_hat.clamp(0, 1).cpu(), measurement_error.cpu()
 
 
-def _encoder_starts(z_init: torch.Tensor, y: torch.Tensor, A, prior) -> torch.Tensor:
+def tv_estimate(args: argparse.Namespace, y: torch.Tensor, A, device) -> torch.Tensor:
+    """The TV estimate of ``y`` with the ``--tv-*`` flags, clamped to [0, 1] (the power
+    iteration seeded with ``--seed``, apart from the restarts' generator)."""
+    from genprior._random import make_generator
+    from genprior.reconstruct import tv
+
+    return tv(y, A, lam=args.tv_lambda, lam_start=args.tv_lambda_start, steps=args.tv_steps,
+              generator=make_generator(args.seed, device)).x_hat
+
+
+def _back_projected(x: torch.Tensor, y: torch.Tensor, A, mode: str) -> torch.Tensor:
+    """``x`` moved onto (``exact``) or towards (``regularized``, eps = the noise variance)
+    ``{x : A x = y}``, as ``adaptive``'s last stage does."""
+    from genprior.reconstruct import back_project
+
+    eps = 0.0 if mode == "exact" else float(getattr(A, "noise_std", 0.0) or 0.0) ** 2
+    return back_project(x, y.to(x.dtype), A, eps=eps)
+
+
+def _encoder_starts(z_init: torch.Tensor, y: torch.Tensor, A, prior,
+                    x_init: torch.Tensor | None = None) -> torch.Tensor:
     """A shard's drawn starts ``(b, R, *latent)`` with restart 0 replaced by the encoder mean
-    of ``clamp(A_dagger y, 0, 1)``: what ``init="encoder"`` starts from in one process."""
+    of ``x_init`` (default ``clamp(A_dagger y, 0, 1)``): what ``init="encoder"`` starts from in
+    one process."""
     from genprior.reconstruct import encoder_latent
 
-    with torch.no_grad():
-        x_init = A.A_dagger(y.to(z_init.dtype)).clamp(0, 1)
+    if x_init is None:
+        with torch.no_grad():
+            x_init = A.A_dagger(y.to(z_init.dtype)).clamp(0, 1)
     z_init = z_init.clone()
-    z_init[:, 0] = encoder_latent(prior, x_init)
+    z_init[:, 0] = encoder_latent(prior, x_init.to(z_init.dtype))
     return z_init
+
+
+def check_flags(args: argparse.Namespace, A) -> None:
+    """Refuse flags that contradict each other or ``--method``, before any work:
+    ``--init-from tv`` without ``--init encoder``, unusable ``--tv-*`` values (with ``--method
+    tv`` or ``--init-from tv``), ``--back-projection`` with a method that has no such step, and
+    a regularised back-projection of noise-free measurements.
+
+    Raises:
+        ValueError: one line naming the flag.
+    """
+    from genprior.reconstruct.tv import check_tv_options
+
+    if args.init_from != "pinv" and args.init != "encoder":
+        raise ValueError(f"--init-from {args.init_from} chooses the image whose encoder mean "
+                         f"starts --init encoder; add --init encoder (or leave --init-from out)")
+    if args.method == "tv" or args.init_from == "tv":
+        check_tv_options(lam=args.tv_lambda, lam_start=args.tv_lambda_start,
+                         steps=args.tv_steps, names={"lam": "--tv-lambda",
+                                                     "lam_start": "--tv-lambda-start",
+                                                     "steps": "--tv-steps"})
+    if args.back_projection is not None and args.method not in BACK_PROJECTION_METHODS:
+        raise ValueError(f"--back-projection applies to --method "
+                         f"{', '.join(BACK_PROJECTION_METHODS)}, not {args.method}")
+    if back_projection(args) == "regularized" and not float(getattr(A, "noise_std", 0) or 0) > 0:
+        raise ValueError("--back-projection regularized uses eps = the measurements' noise "
+                         "variance, but their noise level is 0: use --back-projection exact")
+
+
+def back_projection(args: argparse.Namespace) -> str:
+    """``--back-projection`` resolved for ``--method``: the flag when given, else ``exact`` for
+    adaptive and ``none`` for the other methods."""
+    if args.back_projection is not None:
+        return args.back_projection
+    return "exact" if args.method == "adaptive" else "none"
 
 
 def check_init(args: argparse.Namespace, prior) -> None:
@@ -198,14 +300,19 @@ def check_init(args: argparse.Namespace, prior) -> None:
                          f"({type(prior).__name__}) has none: use --init random")
 
 
-def adaptive_options(args: argparse.Namespace) -> dict:
-    """The keyword arguments of ``reconstruct(...)`` for ``--method adaptive``'s flags (the
-    one conversion; ``{}`` for the other methods)."""
+def method_options(args: argparse.Namespace) -> dict:
+    """The method-specific keyword arguments of ``reconstruct(...)``: ``--method adaptive``'s
+    stages and ``--method tv``'s weights and steps (the one conversion; ``{}`` for the other
+    methods)."""
+    if args.method == "tv":
+        return {"tv_lam": args.tv_lambda, "tv_lam_start": args.tv_lambda_start,
+                "tv_steps": args.tv_steps}
     if args.method != "adaptive":
         return {}
-    bp = None if args.back_projection == "none" else args.back_projection
+    bp = back_projection(args)
     return {"adapt_steps": args.adapt_steps, "lr_theta": args.lr_theta, "lr_z": args.lr_z,
-            "lam_theta": args.lam_theta, "tau": args.tau, "back_projection": bp}
+            "lam_theta": args.lam_theta, "tau": args.tau,
+            "back_projection": None if bp == "none" else bp}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -251,6 +358,7 @@ def _run(args: argparse.Namespace, info) -> int:
     if args.method in LATENT_METHODS["reconstruct"]:
         prior = fit_prior_arg(prior, A, args.prior)
     check_init(args, prior)
+    check_flags(args, A)
     dtype = next((b.dtype for b in A.buffers() if b.is_floating_point()), torch.float32)
     y = meas.y.to(device=device, dtype=dtype)
     try:

@@ -1,6 +1,6 @@
 """Reconstruction solvers: CSGM latent optimisation, Sparse-Gen, image-adaptive IAGAN with
-back-projection, and the Lasso, pseudo-inverse and bicubic baselines, all returning
-:class:`ReconstructionResult` dataclasses."""
+back-projection, and the Lasso, total-variation, pseudo-inverse and bicubic baselines, all
+returning :class:`ReconstructionResult` dataclasses."""
 
 from genprior.reconstruct._problem import fit_prior
 from genprior.reconstruct.adaptive import AdaptiveResult, adapt_weights, adaptive
@@ -12,6 +12,7 @@ from genprior.reconstruct.lasso import lasso
 from genprior.reconstruct.methods import METHODS, PRIOR_METHODS, reconstruct
 from genprior.reconstruct.result import CSGMResult, ReconstructionResult, SparseGenResult
 from genprior.reconstruct.sparse_gen import sparse_gen
+from genprior.reconstruct.tv import tv
 
 __all__ = [
     "BASES",
@@ -34,4 +35,5 @@ __all__ = [
     "pinv",
     "reconstruct",
     "sparse_gen",
+    "tv",
 ]

@@ -11,12 +11,13 @@ from genprior.reconstruct.csgm import csgm
 from genprior.reconstruct.lasso import lasso
 from genprior.reconstruct.result import ReconstructionResult
 from genprior.reconstruct.sparse_gen import sparse_gen
+from genprior.reconstruct.tv import TV_DEFAULTS, tv
 
 __all__ = ["METHODS", "PRIOR_METHODS", "reconstruct"]
 
 #: method names accepted by :func:`reconstruct`
-METHODS = ("csgm", "sparse-gen", "adaptive", "lasso-dct", "lasso-wavelet", "lasso-pixel", "pinv", "bicubic",
-           "conditional")
+METHODS = ("csgm", "sparse-gen", "adaptive", "lasso-dct", "lasso-wavelet", "lasso-pixel", "tv", "pinv",
+           "bicubic", "conditional")
 #: the methods that need a generative prior (``conditional``: a range-constrained generator)
 PRIOR_METHODS = ("csgm", "sparse-gen", "adaptive", "conditional")
 
@@ -36,6 +37,9 @@ def reconstruct(
     select: str = "measurement",
     early_stop_tol: float | None = None,
     lasso_steps: int = 1000,
+    tv_lam: float = TV_DEFAULTS["lam"],
+    tv_lam_start: float | None = TV_DEFAULTS["lam_start"],
+    tv_steps: int = TV_DEFAULTS["steps"],
     generator: torch.Generator | None = None,
     z_init: Tensor | None = None,
     init: str = "random",
@@ -65,6 +69,8 @@ def reconstruct(
         select: restart selection rule.
         early_stop_tol: CSGM / Sparse-Gen early stopping (``None``: off).
         lasso_steps: maximum FISTA iterations.
+        tv_lam, tv_lam_start, tv_steps: ``"tv"``'s final weight, first weight and iterations
+            (``lam``, ``lam_start``, ``steps`` of :func:`~genprior.reconstruct.tv.tv`).
         generator: randomness (restarts, power iteration).
         z_init: CSGM / Sparse-Gen starting latents ``(B, R, *latent_shape)`` instead of
             random ones (used to shard a batch over processes with the same starts).
@@ -99,6 +105,8 @@ def reconstruct(
     if method.startswith("lasso-"):
         return lasso(y, A, basis=method.removeprefix("lasso-"), alpha=alpha, steps=lasso_steps,
                      generator=generator)
+    if method == "tv":
+        return tv(y, A, lam=tv_lam, lam_start=tv_lam_start, steps=tv_steps, generator=generator)
     if method == "pinv":
         return pinv(y, A)
     if method == "conditional":
