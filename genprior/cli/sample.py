@@ -1,11 +1,22 @@
-"""Draw many plausible reconstructions per measurement and map their uncertainty.
+r"""Draw many plausible reconstructions per measurement and map their uncertainty.
 
 Writes ``DIR/figure.png`` (a labelled figure of the first 8 images, one per row; columns: the
 truth when the measurements file holds ``x``, the mean and 3 samples, each titled with its PSNR,
 and the per-pixel std map with a colour bar), ``DIR/grid.png`` (the same images as a bare grid:
 one column per image; rows: up to 8 samples, the mean, the std map scaled to its maximum, and
 the truth) and ``DIR/samples.npz`` (``samples (S, B, C, H, W)``, ``mean``, ``std``, ``ess``,
-``acceptance_rate``, ``step_size``).
+``acceptance_rate``, ``step_size``; with ``--conformal`` also the calibrated intervals
+``lower``, ``upper (B, C, H, W)``).
+
+``--posterior latent`` (default) samples the latent posterior :math:`p(z \mid y)`
+(``genprior.sampling.sample``), every sample on the generator's range. ``--posterior misfit``
+(``--method mala`` or ``ula``) samples the misfit model :math:`x = G(z) + d`,
+:math:`d \sim \mathcal N(0, \Sigma_d)` (``genprior.sampling.misfit_posterior``), with
+:math:`\Sigma_d` read from ``--misfit`` (a ``misfit.safetensors`` or its folder) or, by default,
+from the prior's own folder (``pretrained/<name>/`` for a shipped name); fit one with
+``scripts/fit_misfit.py``. ``--conformal FILE`` (a ``ConformalScale`` JSON, e.g. from
+``scripts/calibration_study.py``) scales the intervals; it is refused when the setting it
+records (prior, operator, noise level, likelihood sigma, posterior, method) is not this run's.
 
 Inputs are read and checked before any sampling: the measurements, the prior (``--method eps``
 needs a conditional generator, the other methods a latent prior, which is fitted to the
@@ -19,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import math
 from pathlib import Path
 
 import numpy as np
@@ -31,16 +43,28 @@ from genprior.cli._inputs import (
     check_prior_kind,
     fit_prior_arg,
     load_prior_arg,
+    operator_record,
     parse_device,
     read_measurements,
+    reading,
     resolve_operator,
 )
 from genprior.cli._output import check_output, transactional_output
-from genprior.sampling import METHODS, SampleResult, sample
+from genprior.sampling import (
+    METHODS,
+    MISFIT_NAME,
+    ConformalScale,
+    MisfitCovariance,
+    SampleResult,
+    misfit_posterior,
+    sample,
+)
 
 HELP = "sample plausible reconstructions (Langevin, CSGM restarts, generator noise)"
 
 _MAX_SAMPLE_ROWS = 8
+#: the values of ``--posterior``
+POSTERIORS = ("latent", "misfit")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -71,6 +95,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps", type=int, default=500, help="CSGM steps (restarts, init)")
     parser.add_argument("--lr", type=float, default=0.05, help="CSGM learning rate")
     parser.add_argument("--lam", type=float, default=0.0, help="CSGM latent penalty")
+    parser.add_argument("--posterior", choices=POSTERIORS, default="latent",
+                        help="'latent': samples on the generator's range (default); 'misfit': "
+                        "the misfit model x = G(z) + d, d ~ N(0, Sigma_d) (--method mala/ula)")
+    parser.add_argument("--misfit", default=None, metavar="PATH",
+                        help="misfit.safetensors or its folder for --posterior misfit "
+                        "(default: the prior's folder)")
+    parser.add_argument("--conformal", default=None, metavar="FILE",
+                        help="ConformalScale JSON: write its calibrated intervals (lower, upper) "
+                        "into samples.npz; refused for another prior/operator/noise/sampler")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--out", required=True, help="output folder")
@@ -90,6 +123,102 @@ def _options(args: argparse.Namespace) -> dict:
             opts["n_chains"] = args.chains
         return opts
     return csgm_options if args.method == "restarts" else {}
+
+
+def prior_folder(value: str) -> Path | None:
+    """The folder ``--prior`` was loaded from, resolved as ``genprior.load_prior`` resolves
+    it (a folder, else a shipped name under ``pretrained_dir()``); ``None`` for a hub name."""
+    from genprior.priors import pretrained_dir
+    from genprior.priors.hub import HUB_PREFIX
+
+    if value.startswith(HUB_PREFIX):
+        return None
+    path = Path(value)
+    return path if path.is_dir() else pretrained_dir() / value
+
+
+def load_misfit(args: argparse.Namespace, device: torch.device) -> MisfitCovariance:
+    """The misfit of ``--misfit``, else of the prior's folder.
+
+    Raises:
+        FileNotFoundError: naming where it looked.
+        ValueError: not a misfit file.
+    """
+    if args.misfit is not None:
+        path = Path(args.misfit)
+        where = path if path.is_file() else path / MISFIT_NAME
+        if not where.is_file():
+            raise FileNotFoundError(f"--misfit {args.misfit}: no misfit file {where}")
+        option, value = "--misfit", args.misfit
+    else:
+        folder = prior_folder(args.prior)
+        if folder is None or not MisfitCovariance.exists(folder):
+            looked = "a hub prior's folder is not searched" if folder is None else \
+                f"no {folder / MISFIT_NAME}"
+            raise FileNotFoundError(
+                f"--posterior misfit needs the prior's misfit covariance: {looked}; fit one "
+                f"with scripts/fit_misfit.py or pass --misfit PATH")
+        where, option, value = folder, "--prior", args.prior
+    with reading(option, value):
+        return MisfitCovariance.from_pretrained(where, device=device)
+
+
+def load_conformal(path: str, args: argparse.Namespace, A, sigma: float | None
+                   ) -> ConformalScale:
+    """The ``--conformal`` scale, refused when its recorded setting is not this run's.
+
+    Raises:
+        FileNotFoundError / ValueError: unreadable, or another setting (naming what differs).
+    """
+    with reading("--conformal", path):
+        scale = ConformalScale.load(path)
+    setting = scale.setting
+    mine: dict = {"posterior": args.posterior, "method": args.method}
+    diffs = []
+    if "prior" in setting:
+        folder = prior_folder(args.prior)
+        names = {args.prior, Path(args.prior).name} | ({folder.name} if folder else set())
+        if str(setting["prior"]) not in names:
+            diffs.append(f"prior {setting['prior']} != {args.prior}")
+    for key, value in mine.items():
+        if key in setting and setting[key] != value:
+            diffs.append(f"{key} {setting[key]} != {value}")
+    if A is not None:
+        noise = float(A.noise_std)
+        run_sigma = noise if sigma is None else float(sigma)
+        for key, value in (("noise_std", noise), ("sigma", run_sigma)):
+            if key in setting and not math.isclose(float(setting[key]), value, rel_tol=1e-6):
+                diffs.append(f"{key} {setting[key]} != {value}")
+        if isinstance(setting.get("operator"), dict):
+            diffs += _operator_diffs(setting["operator"], operator_record(A))
+    if diffs:
+        raise ValueError(f"--conformal {path} was fitted for another setting: "
+                         f"{'; '.join(diffs)} (recorded != this run)")
+    return scale
+
+
+def _operator_diffs(recorded: dict, mine: dict) -> list[str]:
+    if "type" in recorded and recorded["type"] != mine["type"]:
+        return [f"operator {recorded['type']} != {mine['type']}"]
+    theirs = recorded.get("config", {})
+    diffs = [f"operator {key} {theirs.get(key)} != {mine['config'].get(key)}"
+             for key in sorted(set(theirs) | set(mine["config"]))
+             if "config" in recorded and theirs.get(key) != mine["config"].get(key)]
+    if "sha256" in recorded and recorded["sha256"] != mine["sha256"]:
+        diffs.append("the operator's matrix/mask differs")
+    return diffs
+
+
+def _misfit_run(y, A, prior, misfit: MisfitCovariance, args: argparse.Namespace
+                ) -> SampleResult:
+    """``--posterior misfit``: ``misfit_posterior`` with the Langevin options of the run."""
+    opts = _options(args)
+    n_chains = int(opts.pop("n_chains", math.gcd(args.n, 4)))
+    if n_chains < 1 or args.n % n_chains:
+        raise ValueError(f"n = {args.n} must be a multiple of n_chains = {n_chains}")
+    return misfit_posterior(y, A, prior, misfit, sigma=opts.pop("sigma"),
+                            n_samples=args.n // n_chains, n_chains=n_chains,
+                            method=args.method, generator=make_generator(args.seed), **opts)
 
 
 def grid(res: SampleResult, x: torch.Tensor | None) -> torch.Tensor:
@@ -127,14 +256,37 @@ def run(args: argparse.Namespace) -> int:
         except ValueError as e:
             raise ValueError(f"--measurements {args.measurements} do not fit --operator "
                              f"{args.operator}: {e}") from e
-    res = sample(args.method, y, A, prior, n=args.n,
-                 generator=make_generator(args.seed), **_options(args))
+    misfit = scale = None
+    if args.misfit is not None and args.posterior != "misfit":
+        raise ValueError("--misfit is only used with --posterior misfit")
+    if args.conformal is not None and args.n < 2:
+        raise ValueError(f"--conformal needs at least 2 samples per image (-n), got {args.n}")
+    if args.posterior == "misfit":
+        if args.method not in ("mala", "ula"):
+            raise ValueError(f"--posterior misfit samples with --method mala or ula, "
+                             f"not {args.method}")
+        misfit = load_misfit(args, device)
+        try:
+            misfit.check_img_size(tuple(A.img_size))
+        except ValueError as e:
+            raise ValueError(f"--posterior misfit: {e}") from e
+    if args.conformal is not None:
+        scale = load_conformal(args.conformal, args, A, args.sigma)
+    if misfit is None:
+        res = sample(args.method, y, A, prior, n=args.n,
+                     generator=make_generator(args.seed), **_options(args))
+    else:
+        res = _misfit_run(y, A, prior, misfit, args)
     arrays = {k: getattr(res, k).detach().cpu().numpy() for k in
               ("samples", "mean", "std", "ess", "acceptance_rate", "step_size")}
+    if scale is not None:
+        lower, upper = scale.apply(res.samples)
+        arrays |= {"lower": lower.detach().cpu().numpy(), "upper": upper.detach().cpu().numpy()}
     buf = io.BytesIO()
     np.savez_compressed(buf, **arrays)
+    what = f"--method {args.method}" + (" --posterior misfit" if misfit is not None else "")
     figure = samples_figure(res.samples, res.mean, res.std, x=meas.x,
-                            title=f"genprior sample --method {args.method}: {res.n_samples} "
+                            title=f"genprior sample {what}: {res.n_samples} "
                             f"samples per image, {Path(args.measurements).name}")
     with transactional_output(args.out, args.overwrite) as tmp:
         save_figure(tmp / "figure.png", figure)
@@ -144,4 +296,11 @@ def run(args: argparse.Namespace) -> int:
     print(f"{args.method}: {res.n_samples} samples x {y.shape[0]} images, "
           f"ESS {res.ess.min().item():.1f}..{res.ess.max().item():.1f}, "
           f"mean std {res.std.mean().item():.4f} -> {out}")
+    if misfit is not None:
+        kind = "per-pixel" if misfit.per_pixel else "scalar"
+        print(f"posterior misfit: {kind} Sigma_d, mean variance "
+              f"{misfit.variance.mean().item():.4g}")
+    if scale is not None:
+        print(f"conformal: {scale.level:.0%} intervals scaled by {scale.factor:.3f} "
+              f"(lower, upper in samples.npz)")
     return 0

@@ -129,7 +129,8 @@ class MisfitCovariance:
     @classmethod
     def from_pretrained(cls, directory: str | os.PathLike, *,
                         device: torch.device | str = "cpu") -> MisfitCovariance:
-        """Read ``directory / misfit.safetensors`` written by :meth:`save_pretrained`.
+        """Read ``directory / misfit.safetensors`` written by :meth:`save_pretrained` (or
+        ``directory`` itself when it is a file).
 
         Raises:
             FileNotFoundError: naming the missing file.
@@ -137,7 +138,8 @@ class MisfitCovariance:
         """
         from safetensors import safe_open
 
-        path = Path(directory) / MISFIT_NAME
+        path = Path(directory)
+        path = path if path.is_file() else path / MISFIT_NAME
         tensors = load_tensors(path, device=device)
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
