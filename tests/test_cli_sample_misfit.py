@@ -87,7 +87,7 @@ def test_zero_misfit_equals_latent(files, tmp_path, method, atol):
         np.testing.assert_allclose(misfit[key], latent[key], atol=atol, rtol=atol, err_msg=key)
 
 
-def test_latent_flag_is_the_default(files, tmp_path):
+def test_auto_is_latent_without_a_misfit_file(files, tmp_path):
     plain = _run(files, tmp_path / "plain", *RANDOM_START)
     flagged = _run(files, tmp_path / "flagged", *RANDOM_START, "--posterior", "latent")
     for key in plain:
@@ -108,6 +108,16 @@ def test_misfit_cli_matches_api(files, tmp_path):
                            burn_in=20, thin=1, step_size=1e-3, init="random", precondition=None,
                            method="mala", generator=make_generator(3))
     np.testing.assert_allclose(arrays["samples"], res.samples.numpy(), atol=1e-6)
+
+
+def test_auto_is_misfit_with_the_priors_misfit_file(files, tmp_path):
+    auto = _run(files, tmp_path / "auto", *RANDOM_START, prior="prior_with_misfit")
+    misfit = _run(files, tmp_path / "misfit", *RANDOM_START, "--posterior", "misfit",
+                  prior="prior_with_misfit")
+    np.testing.assert_array_equal(auto["samples"], misfit["samples"])
+    latent = _run(files, tmp_path / "latent", *RANDOM_START, "--posterior", "latent",
+                  prior="prior_with_misfit")
+    assert not np.array_equal(auto["samples"], latent["samples"])
 
 
 def test_misfit_default_is_the_prior_folder(files, tmp_path):
@@ -187,7 +197,8 @@ def test_misfit_errors(files, tmp_path, capsys):
     err = _error(files, tmp_path, capsys, "--posterior", "misfit", "--misfit",
                  str(tmp_path / "small"))
     assert "per-pixel misfit has shape (1, 4, 4)" in err
-    err = _error(files, tmp_path, capsys, "--misfit", str(files / "wide"))
+    err = _error(files, tmp_path, capsys, "--posterior", "latent", "--misfit",
+                 str(files / "wide"))
     assert "--misfit is only used with --posterior misfit" in err
     (tmp_path / "bad.json").write_text("{}")
     err = _error(files, tmp_path, capsys, "--conformal", str(tmp_path / "bad.json"))

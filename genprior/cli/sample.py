@@ -8,7 +8,10 @@ the truth) and ``DIR/samples.npz`` (``samples (S, B, C, H, W)``, ``mean``, ``std
 ``acceptance_rate``, ``step_size``; with ``--conformal`` also the calibrated intervals
 ``lower``, ``upper (B, C, H, W)``).
 
-``--posterior latent`` (default) samples the latent posterior :math:`p(z \mid y)`
+``--posterior auto`` (default) is ``misfit`` for ``--method mala``/``ula`` when a misfit file is
+found (``--misfit`` or the prior's own folder: the shipped ``mnist-vae`` has one), else
+``latent``: the best-calibrated sampler measured (docs/sampling.md, "Calibrated intervals").
+``--posterior latent`` samples the latent posterior :math:`p(z \mid y)`
 (``genprior.sampling.sample``), every sample on the generator's range. ``--posterior misfit``
 (``--method mala`` or ``ula``) samples the misfit model :math:`x = G(z) + d`,
 :math:`d \sim \mathcal N(0, \Sigma_d)` (``genprior.sampling.misfit_posterior``), with
@@ -64,7 +67,7 @@ HELP = "sample plausible reconstructions (Langevin, CSGM restarts, generator noi
 
 _MAX_SAMPLE_ROWS = 8
 #: the values of ``--posterior``
-POSTERIORS = ("latent", "misfit")
+POSTERIORS = ("auto", "latent", "misfit")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -95,9 +98,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps", type=int, default=500, help="CSGM steps (restarts, init)")
     parser.add_argument("--lr", type=float, default=0.05, help="CSGM learning rate")
     parser.add_argument("--lam", type=float, default=0.0, help="CSGM latent penalty")
-    parser.add_argument("--posterior", choices=POSTERIORS, default="latent",
-                        help="'latent': samples on the generator's range (default); 'misfit': "
-                        "the misfit model x = G(z) + d, d ~ N(0, Sigma_d) (--method mala/ula)")
+    parser.add_argument("--posterior", choices=POSTERIORS, default="auto",
+                        help="'latent': samples on the generator's range; 'misfit': the misfit "
+                        "model x = G(z) + d, d ~ N(0, Sigma_d) (--method mala/ula); 'auto' "
+                        "(default): misfit when a misfit file is found, else latent")
     parser.add_argument("--misfit", default=None, metavar="PATH",
                         help="misfit.safetensors or its folder for --posterior misfit "
                         "(default: the prior's folder)")
@@ -135,6 +139,12 @@ def prior_folder(value: str) -> Path | None:
         return None
     path = Path(value)
     return path if path.is_dir() else pretrained_dir() / value
+
+
+def has_misfit(prior: str | None) -> bool:
+    """Whether the prior's own folder holds a misfit file (``--posterior auto``)."""
+    folder = prior_folder(prior) if prior is not None else None
+    return folder is not None and MisfitCovariance.exists(folder)
 
 
 def load_misfit(args: argparse.Namespace, device: torch.device) -> MisfitCovariance:
@@ -257,6 +267,9 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError(f"--measurements {args.measurements} do not fit --operator "
                              f"{args.operator}: {e}") from e
     misfit = scale = None
+    if args.posterior == "auto":
+        args.posterior = "misfit" if args.method in ("mala", "ula") and (
+            args.misfit is not None or has_misfit(args.prior)) else "latent"
     if args.misfit is not None and args.posterior != "misfit":
         raise ValueError("--misfit is only used with --posterior misfit")
     if args.conformal is not None and args.n < 2:
