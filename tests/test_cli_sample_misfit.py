@@ -203,3 +203,19 @@ def test_misfit_errors(files, tmp_path, capsys):
     (tmp_path / "bad.json").write_text("{}")
     err = _error(files, tmp_path, capsys, "--conformal", str(tmp_path / "bad.json"))
     assert "--conformal" in err and "not a genprior conformal scale" in err
+
+
+def test_auto_falls_back_to_latent_when_the_covariance_cannot_be_factorised(
+        files, tmp_path, monkeypatch, capsys):
+    import genprior.cli.sample as cli_sample
+
+    def too_big(*args, **kwargs):
+        raise ValueError("a dense factor for m = 5000 > max_dense = 4096 measurements")
+
+    latent = _run(files, tmp_path / "latent", *RANDOM_START, "--posterior", "latent",
+                  prior="prior_with_misfit")
+    monkeypatch.setattr(cli_sample, "marginal_covariance", too_big)
+    auto = _run(files, tmp_path / "auto", *RANDOM_START, prior="prior_with_misfit")
+    for key in latent:
+        np.testing.assert_array_equal(auto[key], latent[key])
+    assert "--posterior auto: latent" in capsys.readouterr().out

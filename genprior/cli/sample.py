@@ -59,6 +59,7 @@ from genprior.sampling import (
     ConformalScale,
     MisfitCovariance,
     SampleResult,
+    marginal_covariance,
     misfit_posterior,
     sample,
 )
@@ -219,16 +220,18 @@ def _operator_diffs(recorded: dict, mine: dict) -> list[str]:
     return diffs
 
 
-def _misfit_run(y, A, prior, misfit: MisfitCovariance, args: argparse.Namespace
-                ) -> SampleResult:
-    """``--posterior misfit``: ``misfit_posterior`` with the Langevin options of the run."""
+def _misfit_run(y, A, prior, misfit: MisfitCovariance, args: argparse.Namespace,
+                covariance=None) -> SampleResult:
+    """``--posterior misfit``: ``misfit_posterior`` with the Langevin options of the run
+    (and the marginal covariance when it is already factorised)."""
     opts = _options(args)
     n_chains = int(opts.pop("n_chains", math.gcd(args.n, 4)))
     if n_chains < 1 or args.n % n_chains:
         raise ValueError(f"n = {args.n} must be a multiple of n_chains = {n_chains}")
     return misfit_posterior(y, A, prior, misfit, sigma=opts.pop("sigma"),
                             n_samples=args.n // n_chains, n_chains=n_chains,
-                            method=args.method, generator=make_generator(args.seed), **opts)
+                            method=args.method, covariance=covariance,
+                            generator=make_generator(args.seed), **opts)
 
 
 def grid(res: SampleResult, x: torch.Tensor | None) -> torch.Tensor:
@@ -266,8 +269,9 @@ def run(args: argparse.Namespace) -> int:
         except ValueError as e:
             raise ValueError(f"--measurements {args.measurements} do not fit --operator "
                              f"{args.operator}: {e}") from e
-    misfit = scale = None
-    if args.posterior == "auto":
+    misfit = scale = covariance = None
+    auto = args.posterior == "auto"
+    if auto:
         args.posterior = "misfit" if args.method in ("mala", "ula") and (
             args.misfit is not None or has_misfit(args.prior)) else "latent"
     if args.misfit is not None and args.posterior != "misfit":
@@ -283,13 +287,20 @@ def run(args: argparse.Namespace) -> int:
             misfit.check_img_size(tuple(A.img_size))
         except ValueError as e:
             raise ValueError(f"--posterior misfit: {e}") from e
+        if auto:
+            try:  # factorised once here, reused by every chain and step
+                covariance = marginal_covariance(A, misfit, sigma=_options(args)["sigma"])
+            except ValueError as e:
+                print(f"--posterior auto: latent, since the misfit covariance cannot be "
+                      f"factorised here ({e})")
+                args.posterior, misfit = "latent", None
     if args.conformal is not None:
         scale = load_conformal(args.conformal, args, A, args.sigma)
     if misfit is None:
         res = sample(args.method, y, A, prior, n=args.n,
                      generator=make_generator(args.seed), **_options(args))
     else:
-        res = _misfit_run(y, A, prior, misfit, args)
+        res = _misfit_run(y, A, prior, misfit, args, covariance)
     arrays = {k: getattr(res, k).detach().cpu().numpy() for k in
               ("samples", "mean", "std", "ess", "acceptance_rate", "step_size")}
     if scale is not None:
