@@ -41,12 +41,14 @@ METHODS = ("pinv", "TV", "Lasso-DCT", "Lasso-wavelet", "DIP", "TV+VAE+BP", "VAE+
            "TV+IAGAN+BP")
 DEFAULT_METHODS = METHODS[:6]
 PRIOR_METHODS = {"TV+VAE+BP", "VAE+BP", "TV+IAGAN+BP"}
-#: ReconNet (Kulkarni et al., CVPR 2016), Table 1, mean PSNR on Set11 at 25 / 10 / 4 / 1 %
+#: mean PSNR on Set11 at 25 / 10 / 4 / 1 %, with the table they are quoted from
 PUBLISHED = {
-    "TVAL3": {25: 27.84, 10: 22.84, 4: 18.39, 1: 11.31},
-    "D-AMP": {25: 28.17, 10: 21.14, 4: 15.49, 1: 5.19},
-    "ReconNet": {25: 25.54, 10: 22.68, 4: 19.99, 1: 17.27},
-    "DR2-Net": {25: 28.66, 10: 24.32, 4: 20.80, 1: 17.44},
+    "TVAL3": ({25: 27.84, 10: 22.84, 4: 18.39, 1: 11.31}, "ReconNet, CVPR 2016, Table 1"),
+    "D-AMP": ({25: 28.17, 10: 21.14, 4: 15.49, 1: 5.19}, "ReconNet, CVPR 2016, Table 1"),
+    "ReconNet": ({25: 25.54, 10: 22.68, 4: 19.99, 1: 17.27}, "ReconNet, CVPR 2016, Table 1"),
+    "DR2-Net": ({25: 28.66, 10: 24.32, 4: 20.80, 1: 17.44}, "ReconNet, CVPR 2016, Table 1"),
+    "ISTA-Net+": ({25: 32.57, 10: 26.64, 4: 21.31, 1: 17.34},
+                  "Zhang & Ghanem, CVPR 2018, Table 1; supervised, one network per ratio"),
 }
 
 
@@ -215,7 +217,7 @@ def write(rows, out: Path, args) -> None:
         w.writeheader()
         w.writerows(rows)
     methods = list(dict.fromkeys(r["method"] for r in rows))
-    ratios = list(dict.fromkeys(r["ratio"] for r in rows))
+    ratios = sorted({r["ratio"] for r in rows})
     lines = [f"Command: `python {' '.join(sys.argv)}`", "",
              "Mean PSNR (dB, 255 scale) / SSIM over the images measured, and seconds per image.",
              "", "| method | " + " | ".join(f"{r} %" for r in ratios) + " |",
@@ -228,8 +230,8 @@ def write(rows, out: Path, args) -> None:
                          f"{np.mean([s['ssim'] for s in sel]):.3f} "
                          f"({np.mean([s['seconds'] for s in sel]):.0f} s)" if sel else "")
         lines.append(f"| {m} | " + " | ".join(cells) + " |")
-    for name, fig in PUBLISHED.items():
-        lines.append(f"| {name} (published, ReconNet Table 1) | " +
+    for name, (fig, source) in PUBLISHED.items():
+        lines.append(f"| {name} (published: {source}) | " +
                      " | ".join(f"{fig[r]:.2f}" if r in fig else "" for r in ratios) + " |")
     (out / "bench_set11.md").write_text("\n".join(lines) + "\n")
 
