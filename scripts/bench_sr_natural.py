@@ -4,8 +4,11 @@ crop, consistency and time per image.
 
 Protocol: the high-resolution image is cropped to a multiple of 4 ("modcrop"), the
 low-resolution image is genprior's ``Downsample(kernel="bicubic")`` of it (deepinv's bicubic
-filter, then every 4th pixel), no noise. The test sets here are grey, so the luminance is the
-image; PSNR on the 255 scale after cropping 4 pixels from every border.
+filter, then every 4th pixel), no noise. Grey sets (Set5, Set14): the luminance is the image.
+Colour sets (CSet5, CSet14): every method reconstructs the luminance Y (ITU-R BT.601, MATLAB's
+``rgb2ycbcr``) from the low-resolution Y, the chroma Cb, Cr is the bicubic upscaling of the
+low-resolution chroma (the grey prior's colour path), and the figure shows the RGB result. PSNR
+on the 255 scale of Y after cropping 4 pixels from every border.
 
     python scripts/bench_sr_natural.py --data-root ../shared/data --prior natural-vae \\
         --sets Set5 Set14 --out docs --threads 1
@@ -57,10 +60,31 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def load_image(path: Path) -> torch.Tensor:
-    """Grey image in [0, 1] as ``(1, 1, H, W)``, cropped to a multiple of the factor."""
-    im = np.asarray(Image.open(path).convert("L"), dtype=np.float32) / 255.0
-    h, w = (s - s % FACTOR for s in im.shape)
-    return torch.from_numpy(im[:h, :w].copy())[None, None]
+    """Image in [0, 1] as ``(1, C, H, W)`` (grey files 1 channel, colour 3), cropped to a
+    multiple of the factor."""
+    im = Image.open(path)
+    im = im.convert("L") if im.mode in ("L", "I;16", "1") else im.convert("RGB")
+    x = torch.from_numpy(np.asarray(im, dtype=np.float32) / 255.0)
+    x = x[None, None] if x.ndim == 2 else x.permute(2, 0, 1)[None]
+    h, w = (s - s % FACTOR for s in x.shape[-2:])
+    return x[..., :h, :w].contiguous()
+
+
+#: ITU-R BT.601 (MATLAB ``rgb2ycbcr``) on [0, 1]: rows Y, Cb, Cr; offsets 16, 128, 128 / 255
+_YCBCR = torch.tensor([[65.481, 128.553, 24.966], [-37.797, -74.203, 112.0],
+                       [112.0, -93.786, -18.214]]) / 255.0
+_OFFSET = torch.tensor([16.0, 128.0, 128.0]) / 255.0
+
+
+def rgb_to_ycbcr(x: torch.Tensor) -> torch.Tensor:
+    """``(B, 3, H, W)`` RGB in [0, 1] to YCbCr (BT.601, MATLAB's convention)."""
+    return torch.einsum("ij,bjhw->bihw", _YCBCR, x) + _OFFSET[:, None, None]
+
+
+def ycbcr_to_rgb(x: torch.Tensor) -> torch.Tensor:
+    """The inverse of :func:`rgb_to_ycbcr`."""
+    inv = torch.linalg.inv(_YCBCR)
+    return torch.einsum("ij,bjhw->bihw", inv, x - _OFFSET[:, None, None])
 
 
 def run(method: str, x: torch.Tensor, y: torch.Tensor, A: Downsample, prior, args) -> torch.Tensor:
@@ -109,9 +133,16 @@ def main(argv=None) -> int:
             raise SystemExit(f"no images in {Path(args.data_root) / 'testsets' / name}")
         for f in files:
             x = load_image(f)
+            chroma = None
+            if x.shape[1] == 3:  # colour: the luminance is reconstructed, chroma is bicubic
+                ycc = rgb_to_ycbcr(x)
+                x, chroma = ycc[:, :1], ycc[:, 1:]
             A = Downsample(tuple(x.shape[1:]), FACTOR, kernel="bicubic")
             y = A.A(x)
-            shown = {"truth": x}
+            if chroma is not None:
+                chroma = imresize_matlab(Downsample(tuple(chroma.shape[1:]), FACTOR,
+                                                    kernel="bicubic").A(chroma), scale=FACTOR)
+            shown = {"truth": x if chroma is None else ycbcr_to_rgb(torch.cat([x, ycc[:, 1:]], 1))}
             for method in args.methods:
                 t0 = time.perf_counter()
                 x_hat = run(method, x, y, A, prior, args)
@@ -124,7 +155,8 @@ def main(argv=None) -> int:
                        "seconds": secs}
                 rows.append(row)
                 print(row, flush=True)
-                shown[f"{method}\n{row['psnr']:.2f} dB"] = x_c
+                shown[f"{method}\n{row['psnr']:.2f} dB"] = x_c if chroma is None else \
+                    ycbcr_to_rgb(torch.cat([x_c, chroma], 1)).clamp(0, 1)
             if f.stem == args.figure_image:
                 figure(shown, out / f"sr_natural_{f.stem}.png", f"{f.stem}, 4x")
             write(rows, out)
@@ -140,7 +172,10 @@ def figure(images: dict, path: Path, title: str) -> None:
 
     fig, axes = plt.subplots(1, len(images), figsize=(2.4 * len(images), 2.8))
     for ax, (label, img) in zip(axes, images.items()):
-        ax.imshow(img[0, 0].numpy(), cmap="gray", vmin=0, vmax=1)
+        if img.shape[1] == 3:
+            ax.imshow(img[0].permute(1, 2, 0).clamp(0, 1).numpy())
+        else:
+            ax.imshow(img[0, 0].numpy(), cmap="gray", vmin=0, vmax=1)
         ax.set_title(label, fontsize=8)
         ax.axis("off")
     fig.suptitle(title, fontsize=9)
@@ -157,7 +192,8 @@ def write(rows, out: Path) -> None:
     methods = list(dict.fromkeys(r["method"] for r in rows))
     sets = list(dict.fromkeys(r["set"] for r in rows))
     lines = [f"Command: `python {' '.join(sys.argv)}`", "",
-             "4x, bicubic kernel, grey (= luminance), 4-pixel border crop. Mean PSNR (dB) / SSIM,",
+             ("4x, bicubic kernel, luminance (grey sets: the image; colour sets: Y of YCbCr, "
+              "chroma bicubic), 4-pixel border crop. Mean PSNR (dB) / SSIM,"),
              "worst consistency ||A x - y|| / ||y||, seconds per image.", "",
              "| method | " + " | ".join(sets) + " | worst consistency | s / image |",
              "|---|" + "---|" * (len(sets) + 2)]
