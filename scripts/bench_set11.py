@@ -36,6 +36,10 @@ import genprior
 from genprior.metrics import psnr, ssim
 from genprior.operators import BlockCS
 from genprior.reconstruct import adapt_weights, back_project, csgm, lasso
+from genprior.reconstruct import tv as reconstruct_tv
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _natural import dip, figure
 
 METHODS = ("pinv", "TV", "Lasso-DCT", "Lasso-wavelet", "DIP", "TV+VAE+BP", "VAE+BP",
            "TV+IAGAN+BP")
@@ -87,17 +91,11 @@ def load_image(path: Path) -> torch.Tensor:
 
 
 def tv(y: torch.Tensor, A: BlockCS, args) -> torch.Tensor:
-    """deepinv's TV prior in its proximal-gradient loop, from A^+ y, with a decreasing weight."""
-    import deepinv
-
-    lam = np.geomspace(args.tv_lambda_start, args.tv_lambda, args.tv_iters).tolist()
-    model = deepinv.optim.optim_builder(
-        iteration="PGD", prior=deepinv.optim.TVPrior(n_it_max=20),
-        data_fidelity=deepinv.optim.data_fidelity.L2(),
-        params_algo={"stepsize": 1.0, "lambda": lam}, max_iter=args.tv_iters,
-        custom_init=lambda y_, physics: {"est": (physics.A_dagger(y_),)})
-    with torch.no_grad():
-        return model(y, A)
+    """``genprior.reconstruct.tv`` (deepinv's TV prior in deepinv's PGD, from A^+ y, the weight
+    decreasing from ``--tv-lambda-start`` to ``--tv-lambda``), not clamped."""
+    return reconstruct_tv(y, A, lam=args.tv_lambda, lam_start=args.tv_lambda_start,
+                          steps=args.tv_iters, clip=False,
+                          generator=torch.Generator().manual_seed(0)).x_hat
 
 
 def run(method: str, x: torch.Tensor, y: torch.Tensor, A: BlockCS, prior, args,
@@ -118,14 +116,7 @@ def run(method: str, x: torch.Tensor, y: torch.Tensor, A: BlockCS, prior, args,
         return lasso(y, A, basis=basis, alpha=args.lasso_alpha, steps=args.lasso_steps,
                      loss_reduction="sum", generator=g).x_hat
     if method == "DIP":
-        import deepinv
-
-        size = tuple(x.shape[1:])
-        net = deepinv.models.ConvDecoder(img_size=size, in_size=(8, 8), layers=6, channels=64)
-        dip = deepinv.models.DeepImagePrior(net, img_size=(64, 8, 8), iterations=args.dip_iters,
-                                            learning_rate=0.01)
-        torch.manual_seed(0)  # script-level: deepinv's DIP draws its input from the global RNG
-        return dip(y, A).detach()
+        return dip(y, A, tuple(x.shape[1:]), args.dip_iters)
     G = prior.resized(tuple(x.shape[1:]))
     start = cache["TV"] if method.startswith("TV+") else A.A_dagger(y)
     with torch.no_grad():
@@ -188,27 +179,9 @@ def main(argv=None) -> int:
                 print(row, flush=True)
                 shown[f"{method}\n{row['psnr']:.2f} dB"] = x_c
             if f.stem == args.figure_image:
-                figure(shown, out / f"set11_{f.stem}_{ratio}.png", f"{f.stem}, {ratio} %")
+                figure(shown, out / f"set11_{f.stem}_{ratio}.png", f"{f.stem}, {ratio} %", (2.2, 2.6))
             write(rows, out, args)
     return 0
-
-
-def figure(images: dict, path: Path, title: str) -> None:
-    """The truth beside every method's reconstruction, one row, PSNR in the labels."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, len(images), figsize=(2.2 * len(images), 2.6))
-    for ax, (label, img) in zip(axes, images.items()):
-        ax.imshow(img[0, 0].numpy(), cmap="gray", vmin=0, vmax=1)
-        ax.set_title(label, fontsize=8)
-        ax.axis("off")
-    fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def write(rows, out: Path, args) -> None:

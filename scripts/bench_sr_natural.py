@@ -38,6 +38,9 @@ from genprior.metrics import psnr, ssim
 from genprior.operators import Downsample
 from genprior.reconstruct import back_project, csgm
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _natural import dip, figure
+
 METHODS = ("bicubic", "A^+y", "DIP", "VAE+BP")
 FACTOR = 4
 BORDER = 4
@@ -94,14 +97,7 @@ def run(method: str, x: torch.Tensor, y: torch.Tensor, A: Downsample, prior, arg
     if method == "A^+y":
         return A.A_dagger(y)
     if method == "DIP":
-        import deepinv
-
-        size = tuple(x.shape[1:])
-        net = deepinv.models.ConvDecoder(img_size=size, in_size=(8, 8), layers=6, channels=64)
-        dip = deepinv.models.DeepImagePrior(net, img_size=(64, 8, 8), iterations=args.dip_iters,
-                                            learning_rate=0.01)
-        torch.manual_seed(0)  # script-level: deepinv's DIP draws its input from the global RNG
-        return dip(y, A).detach()
+        return dip(y, A, tuple(x.shape[1:]), args.dip_iters)
     G = prior.resized(tuple(x.shape[1:]))
     with torch.no_grad():
         mu, _ = G.encode(up.clamp(0, 1))
@@ -158,30 +154,9 @@ def main(argv=None) -> int:
                 shown[f"{method}\n{row['psnr']:.2f} dB"] = x_c if chroma is None else \
                     ycbcr_to_rgb(torch.cat([x_c, chroma], 1)).clamp(0, 1)
             if f.stem == args.figure_image:
-                figure(shown, out / f"sr_natural_{f.stem}.png", f"{f.stem}, 4x")
+                figure(shown, out / f"sr_natural_{f.stem}.png", f"{f.stem}, 4x", (2.4, 2.8))
             write(rows, out)
     return 0
-
-
-def figure(images: dict, path: Path, title: str) -> None:
-    """The truth beside every method's output, one row, PSNR in the labels."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, len(images), figsize=(2.4 * len(images), 2.8))
-    for ax, (label, img) in zip(axes, images.items()):
-        if img.shape[1] == 3:
-            ax.imshow(img[0].permute(1, 2, 0).clamp(0, 1).numpy())
-        else:
-            ax.imshow(img[0, 0].numpy(), cmap="gray", vmin=0, vmax=1)
-        ax.set_title(label, fontsize=8)
-        ax.axis("off")
-    fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def write(rows, out: Path) -> None:
