@@ -2,20 +2,27 @@
 # Train the shipped priors and copy their final weights into pretrained/<name>/.
 #
 # Usage: scripts/train_priors.sh NAME [DATA_ROOT] [RUNS_DIR]
-#   NAME: mnist-vae | celeba-dcgan | celeba-vae | natural-vae
+#   NAME: mnist-vae | celeba-dcgan | celeba-vae | natural-vae | natural-gan
 #   DATA_ROOT: default ../shared/data ; RUNS_DIR: default /work/runs (logs, checkpoints)
 # Re-running the same NAME resumes from RUNS_DIR/NAME/checkpoint.safetensors when present.
 # Each job uses one CPU thread (--threads 1) so that two jobs share a 2-core machine.
 set -euo pipefail
 # Everything sits in main() so that bash has parsed the whole script before training starts.
 main() {
-NAME=${1:?usage: scripts/train_priors.sh mnist-vae|celeba-dcgan|celeba-vae|natural-vae [DATA_ROOT] [RUNS_DIR]}
+NAME=${1:?usage: scripts/train_priors.sh mnist-vae|celeba-dcgan|celeba-vae|natural-vae|natural-gan [DATA_ROOT] [RUNS_DIR]}
 DATA=${2:-../shared/data}
 RUNS=${3:-/work/runs}
 RUN="$RUNS/$NAME"
 RESUME=()
 if [[ -f "$RUN/checkpoint.safetensors" ]]; then RESUME=(--resume); fi
 export OMP_NUM_THREADS=1
+PATCHES="$RUNS/natural/patches"
+natural_patches() {  # 48x48 patches (stride 22) of Train400 images 1..380, made once
+  if [[ ! -d "$PATCHES" ]]; then
+    python scripts/make_patches.py --data "$DATA/natural/train400" --first 1 --last 380 \
+      --size 48 --stride 22 --out "$PATCHES"
+  fi
+}
 
 case "$NAME" in
   mnist-vae)
@@ -44,14 +51,20 @@ case "$NAME" in
     # 48x48 grey patches (stride 22) of Train400 images 1..380 (381..400 held out for
     # validation); any image size at test time. Wall-time budget NATURAL_MINUTES per call
     # (default 140); re-running resumes.
-    PATCHES="$RUNS/natural/patches"
-    if [[ ! -d "$PATCHES" ]]; then
-      python scripts/make_patches.py --data "$DATA/natural/train400" --first 1 --last 380 \
-        --size 48 --stride 22 --out "$PATCHES"
-    fi
+    natural_patches
     genprior train vae --arch spatial --data "$PATCHES" --out "$RUN" --epochs 30 --batch-size 32 \
       --lr 1e-3 --base-channels 16 --latent-dim 4 --seed 0 --threads 1 --ckpt-every 250 \
       --sample-every 500 --max-minutes "${NATURAL_MINUTES:-140}" "${RESUME[@]}"
+    ;;
+  natural-gan)
+    # The GAN-family twin of natural-vae: SpatialGenerator (the same decoder, 4 latent channels
+    # at 1/4 resolution, z ~ N(0, I)) against a spectrally normalised PatchDiscriminator, on the
+    # same 48x48 patches; non-saturating loss, label smoothing 0.9, generator EMA 0.999.
+    # Wall-time budget NATURAL_MINUTES per call (default 85); re-running resumes.
+    natural_patches
+    genprior train gan --arch spatial --data "$PATCHES" --out "$RUN" --epochs 30 --batch-size 32 \
+      --lr 2e-4 --nz 4 --ngf 16 --ndf 32 --spectral-norm --seed 0 --threads 1 --ckpt-every 250 \
+      --sample-every 500 --max-minutes "${NATURAL_MINUTES:-85}" "${RESUME[@]}"
     ;;
   *) echo "unknown prior $NAME" >&2; exit 2 ;;
 esac

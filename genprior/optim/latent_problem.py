@@ -23,7 +23,35 @@ from torch import Tensor
 from genprior._physics import forward
 from genprior.optim.data_fidelity import WeightedL2, soft_threshold, sum_sq
 
-__all__ = ["GaussianLatent", "LatentProblem", "LatentTerm", "NegLogPrior", "SparseDeviation"]
+__all__ = ["GaussianLatent", "LatentProblem", "LatentTerm", "NegLogPrior", "SparseDeviation",
+           "autocast_decode"]
+
+
+def autocast_decode(decode: Callable[[Tensor], Tensor], dtype: torch.dtype | None,
+                    ) -> Callable[[Tensor], Tensor]:
+    r"""``decode`` run under ``torch.autocast`` in ``dtype`` (e.g. ``torch.bfloat16``) on the
+    latent's device, its output cast back to the latent's dtype; ``decode`` itself when ``dtype``
+    is ``None``.
+
+    Only the generator runs in low precision: the data term and the latent term are then
+    computed in the latent's (and the measurements') precision, so float32 operators accept
+    the output.
+
+    Example:
+        >>> lin = torch.nn.Linear(2, 4)
+        >>> f = autocast_decode(lin, torch.bfloat16)
+        >>> f(torch.ones(3, 2)).dtype
+        torch.float32
+    """
+    if dtype is None:
+        return decode
+
+    def decode_low(z: Tensor) -> Tensor:
+        with torch.autocast(device_type=z.device.type, dtype=dtype):
+            x = decode(z)
+        return x.to(z.dtype)
+
+    return decode_low
 
 
 class LatentTerm(Protocol):
@@ -141,8 +169,12 @@ class LatentProblem:
         return self.y.shape[0]
 
     def image(self, z: Tensor, c: Tensor | None = None) -> Tensor:
-        r""":math:`x = G(z) + \Psi^\top c` (just :math:`G(z)` without a deviation)."""
+        r""":math:`x = G(z) + \Psi^\top c` (just :math:`G(z)` without a deviation), in the
+        measurements' dtype (a generator whose output has another dtype, e.g. bfloat16 under
+        autocast, is cast, so the data term is computed in ``y``'s precision)."""
         x = self.decode(z)
+        if x.dtype != self.y.dtype:
+            x = x.to(self.y.dtype)
         if self.deviation is not None and c is not None:
             x = x + self.deviation.synthesis(c)
         return x

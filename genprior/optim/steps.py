@@ -8,16 +8,18 @@ step is called on the *active* rows only (``rows``, an index into the full batch
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
 from genprior._checks import check_positive
 
-__all__ = ["OPTIMIZERS", "SGD", "Adam", "LatentStep", "ProxGrad", "make_step"]
+__all__ = ["OPTIMIZERS", "SGD", "Adam", "LatentStep", "ProblemStep", "ProxGrad", "StepOutcome",
+           "make_step"]
 
 #: optimizer names accepted by :func:`make_step`
-OPTIMIZERS = ("adam", "sgd")
+OPTIMIZERS = ("adam", "sgd", "lbfgs", "gauss-newton")
 
 
 def _rows_mask(move: Tensor, like: Tensor) -> Tensor:
@@ -41,6 +43,49 @@ class LatentStep:
 
         Shape:
             - v, g: ``(n, ...)``; move: ``(n,)``; output: ``(n, ...)``
+        """
+        raise NotImplementedError
+
+
+@dataclass
+class StepOutcome:
+    """What a :class:`ProblemStep` returns for the active rows.
+
+    Attributes:
+        value: the objective at the rows' *incoming* latents (what the history records).
+        z: the new latents (rows where ``move`` is False: their incoming latents).
+        evaluations: generator evaluations each row used in this step (a forward pass, a
+            forward + backward pass and one Jacobian-vector product each count as one).
+
+    Shape:
+        - value, evaluations: ``(n,)``; z: ``(n, *latent_shape)``
+    """
+
+    value: Tensor
+    z: Tensor
+    evaluations: Tensor
+
+
+class ProblemStep:
+    """An update rule that evaluates the problem itself: second-order and quasi-Newton steps
+    (line searches, Jacobians) on problems without a sparse deviation.
+
+    Like :class:`LatentStep` it keeps its state per row (full-batch tensors indexed by
+    ``rows``), so a row's trajectory never depends on the other rows.
+    """
+
+    def init_state(self, z: Tensor) -> dict[str, Tensor]:
+        """Per-row state for the full batch ``z`` (``(N, *latent_shape)``)."""
+        return {}
+
+    def advance(self, problem, z: Tensor, state: dict[str, Tensor], rows: Tensor | slice,
+                move: Tensor) -> StepOutcome:
+        """One step of the active rows ``z = full[rows]`` of ``problem`` (a
+        :class:`~genprior.optim.latent_problem.LatentProblem`; pass ``rows`` to its methods);
+        rows where ``move`` is False keep their latent and state.
+
+        Shape:
+            - z: ``(n, *latent_shape)``; move: ``(n,)``
         """
         raise NotImplementedError
 
@@ -143,17 +188,29 @@ class ProxGrad(LatentStep):
         return torch.where(_rows_mask(move, v), self.prox(v - self.step * g), v)
 
 
-def make_step(optimizer: str | LatentStep, lr: float) -> LatentStep:
-    """The step for an optimizer name (``"adam"``, ``"sgd"``) at learning rate ``lr``, or the
-    given :class:`LatentStep` itself.
+def make_step(optimizer: str | LatentStep | ProblemStep, lr: float,
+              ) -> LatentStep | ProblemStep:
+    """The step for an optimizer name at learning rate ``lr``, or the given step itself:
+    ``"adam"`` (:class:`Adam`), ``"sgd"`` (:class:`SGD`), ``"lbfgs"``
+    (:class:`~genprior.optim.lbfgs.LBFGS` with an Armijo line search from step ``lr``) or
+    ``"gauss-newton"`` (:class:`~genprior.optim.gauss_newton.GaussNewton`, Levenberg-Marquardt
+    with its default damping; ``lr`` is not used).
 
     Raises:
         ValueError: an unknown name.
     """
-    if isinstance(optimizer, LatentStep):
+    if isinstance(optimizer, LatentStep | ProblemStep):
         return optimizer
     if optimizer == "adam":
         return Adam(lr)
     if optimizer == "sgd":
         return SGD(lr)
+    if optimizer == "lbfgs":
+        from genprior.optim.lbfgs import LBFGS
+
+        return LBFGS(lr)
+    if optimizer == "gauss-newton":
+        from genprior.optim.gauss_newton import GaussNewton
+
+        return GaussNewton()
     raise ValueError(f"optimizer must be one of {OPTIMIZERS} or a LatentStep, got {optimizer!r}")

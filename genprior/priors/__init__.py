@@ -8,6 +8,7 @@ from genprior.priors import (  # noqa: F401  (registers classes)
     conv_vae,
     dcgan,
     linear,
+    spatial_gan,
     spatial_vae,
     vae_mlp,
 )

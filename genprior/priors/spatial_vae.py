@@ -14,7 +14,6 @@ train and eval mode and never mixes the samples of a batch.
 
 from __future__ import annotations
 
-import copy
 import itertools
 import math
 from collections.abc import Sequence
@@ -24,6 +23,13 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from genprior._checks import check_shape
+from genprior.priors._spatial import (
+    ResBlock,
+    SpatialSizeMixin,
+    group_norm,
+    spatial_decoder,
+    spatial_widths,
+)
 from genprior.priors.base import register_prior
 from genprior.priors.conv_vae import gaussian_log_likelihood
 from genprior.priors.vae_mlp import VAEPrior
@@ -33,24 +39,8 @@ __all__ = ["SpatialVAE"]
 _MIN_LOG_SIGMA = math.log(1e-3)
 
 
-def _norm(channels: int) -> nn.GroupNorm:
-    return nn.GroupNorm(min(8, channels), channels)
-
-
-class _ResBlock(nn.Module):
-    """``x + conv(act(norm(conv(act(norm(x))))))``, 3x3 convolutions, width kept."""
-
-    def __init__(self, width: int) -> None:
-        super().__init__()
-        self.body = nn.Sequential(_norm(width), nn.SiLU(), nn.Conv2d(width, width, 3, 1, 1),
-                                  _norm(width), nn.SiLU(), nn.Conv2d(width, width, 3, 1, 1))
-
-    def forward(self, x: Tensor) -> Tensor:
-        return x + self.body(x)
-
-
 @register_prior
-class SpatialVAE(VAEPrior):
+class SpatialVAE(SpatialSizeMixin, VAEPrior):
     r"""Fully convolutional :math:`\sigma`-VAE with a spatial latent.
 
     Encoder: 3x3 conv, then ``n_down`` times (residual block, stride-2 4x4 conv doubling the
@@ -86,41 +76,16 @@ class SpatialVAE(VAEPrior):
         super().__init__()
         c = int(img_shape[0])
         self.factor = 2 ** int(n_down)
-        widths = [base_channels * 2**i for i in range(n_down + 1)]
+        widths = spatial_widths(base_channels, n_down)
         enc: list[nn.Module] = [nn.Conv2d(c, widths[0], 3, 1, 1)]
         for w_in, w_out in itertools.pairwise(widths):
-            enc += [_ResBlock(w_in), nn.Conv2d(w_in, w_out, 4, 2, 1)]
-        enc += [_ResBlock(widths[-1]), _norm(widths[-1]), nn.SiLU(),
+            enc += [ResBlock(w_in), nn.Conv2d(w_in, w_out, 4, 2, 1)]
+        enc += [ResBlock(widths[-1]), group_norm(widths[-1]), nn.SiLU(),
                 nn.Conv2d(widths[-1], 2 * latent_channels, 3, 1, 1)]
         self.encoder = nn.Sequential(*enc)
-        dec: list[nn.Module] = [nn.Conv2d(latent_channels, widths[-1], 3, 1, 1),
-                                _ResBlock(widths[-1])]
-        for w_in, w_out in itertools.pairwise(widths[::-1]):
-            dec += [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(w_in, w_out, 3, 1, 1),
-                    _ResBlock(w_out)]
-        dec += [_norm(widths[0]), nn.SiLU(), nn.Conv2d(widths[0], c, 3, 1, 1)]
-        self.decoder = nn.Sequential(*dec)
+        self.decoder = nn.Sequential(*spatial_decoder(latent_channels, widths, c))
         self.log_sigma = nn.Parameter(torch.zeros(()))
         self._set_size(tuple(int(s) for s in img_shape))
-
-    def _set_size(self, img_shape: tuple[int, int, int]) -> None:
-        c, h, w = img_shape
-        f = self.factor
-        self.img_shape = (c, h, w)
-        self.latent_shape = (self.decoder[0].in_channels, -(-h // f), -(-w // f))
-
-    def resized(self, img_shape: Sequence[int]) -> SpatialVAE:
-        """The same model (shared weights, no copy of them) for images of ``img_shape``.
-
-        Raises:
-            ValueError: another number of channels.
-        """
-        img_shape = tuple(int(s) for s in img_shape)
-        if len(img_shape) != 3 or img_shape[0] != self.img_shape[0] or min(img_shape) < 1:
-            raise ValueError(f"img_shape must be ({self.img_shape[0]}, H, W), got {img_shape}")
-        view = copy.copy(self)  # shares parameters, buffers and submodules
-        view._set_size(img_shape)
-        return view
 
     @property
     def sigma(self) -> Tensor:
@@ -146,8 +111,7 @@ class SpatialVAE(VAEPrior):
         return mu, logvar
 
     def _decode_logits(self, z: Tensor) -> Tensor:
-        h, w = self.img_shape[1:]
-        return self.decoder(z)[..., :h, :w]
+        return self._crop(self.decoder(z))
 
     def log_likelihood(self, x: Tensor, z: Tensor) -> Tensor:
         r"""Gaussian :math:`\log \mathcal N(x;\, G(z),\, \sigma^2 I)` per image.

@@ -35,10 +35,12 @@ from typing_extensions import TypedDict
 from genprior._checks import check_finite, check_positive
 from genprior.optim import (
     GaussianLatent,
+    Halving,
     LatentProblem,
     LatentStep,
     SparseDeviation,
     WeightedL2,
+    autocast_decode,
     descend,
     make_step,
 )
@@ -78,10 +80,12 @@ class CSGMOptions(TypedDict, total=False):
     loss_reduction: str
     init: str
     x_init: Tensor | None
+    autocast: torch.dtype | None
+    halving_every: int | None
 
 
 def _check_options(*, lam, restarts, steps, lr, optimizer, select, early_stop_tol, patience,
-                   loss_reduction, init) -> None:
+                   loss_reduction, init, halving_every, autocast) -> None:
     check_positive(lam, "lam", allow_zero=True)
     if isinstance(restarts, bool) or not isinstance(restarts, int) or restarts < 1:
         raise ValueError(f"restarts must be an int >= 1, got {restarts!r}")
@@ -101,6 +105,13 @@ def _check_options(*, lam, restarts, steps, lr, optimizer, select, early_stop_to
         raise ValueError(f"patience must be an int >= 1, got {patience!r}")
     if init not in INITS:
         raise ValueError(f"init must be one of {INITS}, got {init!r}")
+    if halving_every is not None and (isinstance(halving_every, bool)
+                                      or not isinstance(halving_every, int) or halving_every < 1):
+        raise ValueError(f"halving_every must be None or an int >= 1, got {halving_every!r}")
+    if autocast is not None and not (isinstance(autocast, torch.dtype)
+                                     and autocast.is_floating_point):
+        raise ValueError(f"autocast must be None or a floating dtype such as torch.bfloat16, "
+                         f"got {autocast!r}")
 
 
 def _check_init(prior, init: str, z_init: Tensor | None, x_init: Tensor | None) -> None:
@@ -236,6 +247,8 @@ def csgm(
     loss_reduction: str = "reference",
     init: str = "random",
     x_init: Tensor | None = None,
+    autocast: torch.dtype | None = None,
+    halving_every: int | None = None,
 ) -> CSGMResult:
     r"""Reconstruct images from :math:`y = A x + e` by optimising the latent of ``prior``.
 
@@ -299,6 +312,15 @@ def csgm(
             random; needs a prior with ``encode``, e.g. a VAE).
         x_init: the images whose encoder means start ``init="encoder"``; default
             ``A.A_dagger(y).clamp(0, 1)``.
+        autocast: ``None`` (the prior's own precision) or a low-precision dtype
+            (``torch.bfloat16``) in which the generator runs under ``torch.autocast``; its
+            output is cast back, so the data term, the latent and the optimiser stay in the
+            prior's dtype (:func:`~genprior.optim.autocast_decode`).
+        halving_every: ``None`` (every restart runs to the end) or ``k``: successive halving
+            (:class:`~genprior.optim.Halving`): every ``k`` steps each image keeps the better
+            half of its running restarts (lowest objective) and stops the others, so ``R``
+            restarts cost about ``2 k R`` gradient evaluations plus the survivor's remaining
+            steps instead of ``R * steps``.
 
     Returns:
         :class:`~genprior.reconstruct.result.CSGMResult`; its ``loss`` is :math:`f(\hat z)`,
@@ -333,7 +355,8 @@ def csgm(
     options = {"lam": lam, "restarts": restarts, "steps": steps, "lr": lr,
                "optimizer": optimizer, "select": select, "early_stop_tol": early_stop_tol,
                "patience": patience, "generator": generator, "z_init": z_init,
-               "loss_reduction": loss_reduction, "init": init, "x_init": x_init}
+               "loss_reduction": loss_reduction, "init": init, "x_init": x_init,
+               "autocast": autocast, "halving_every": halving_every}
     return solve_latent(y, A, prior, options)
 
 
@@ -342,6 +365,7 @@ CSGM_DEFAULTS: CSGMOptions = {
     "lam": 0.0, "restarts": 10, "steps": 1000, "lr": 0.01, "optimizer": "adam",
     "select": "measurement", "early_stop_tol": None, "patience": 50, "generator": None,
     "z_init": None, "loss_reduction": "reference", "init": "random", "x_init": None,
+    "autocast": None, "halving_every": None,
 }
 
 
@@ -373,7 +397,8 @@ def solve_latent(y: Tensor, A, prior, options: CSGMOptions, *,
     check_latent_prior(prior)
     _check_options(**{k: opts[k] for k in ("lam", "restarts", "steps", "lr", "optimizer",
                                             "select", "early_stop_tol", "patience",
-                                            "loss_reduction", "init")})
+                                            "loss_reduction", "init", "halving_every",
+                                            "autocast")})
     _check_init(prior, opts["init"], opts["z_init"], opts["x_init"])
     prior = fit_prior_to(prior, A)
     img_size = tuple(int(s) for s in prior.img_shape)
@@ -386,17 +411,20 @@ def solve_latent(y: Tensor, A, prior, options: CSGMOptions, *,
     if basis is not None:
         step = lipschitz_step(A, img_size, scale=scale, ref=ref, generator=opts["generator"])
         deviation = SparseDeviation(basis=basis, weight=float(lam_nu), step=step)
-    problem = LatentProblem(y.repeat_interleave(restarts, dim=0), A, prior.decode,
+    decode = autocast_decode(prior.decode, opts["autocast"])
+    problem = LatentProblem(y.repeat_interleave(restarts, dim=0), A, decode,
                             data=WeightedL2(scale), latent=GaussianLatent(float(opts["lam"])),
                             deviation=deviation)
     was_training = prior.training
     prior.eval()
     try:
+        halving = (None if opts["halving_every"] is None or restarts == 1
+                   else Halving(group=restarts, every=opts["halving_every"]))
         run = descend(problem, z0, make_step(opts["optimizer"], opts["lr"]),
                       steps=opts["steps"], early_stop_tol=opts["early_stop_tol"],
-                      patience=opts["patience"])
+                      patience=opts["patience"], halving=halving)
         with torch.no_grad():
-            x_gen = prior.decode(run.z)
+            x_gen = problem.image(run.z)
             nu = None if deviation is None else deviation.synthesis(run.c)
             x_all = x_gen if nu is None else x_gen + nu
             meas_err = problem.measurement_error(x_all).view(batch, restarts)
@@ -423,6 +451,7 @@ def solve_latent(y: Tensor, A, prior, options: CSGMOptions, *,
         "restart_measurement_error": meas_err,
         "restart_loss": objective,
         "n_steps": run.n_steps.view(batch, restarts),
+        "evaluations": run.evaluations.view(batch, restarts),
     }
     if deviation is None:
         return CSGMResult(**fields)

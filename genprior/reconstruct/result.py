@@ -47,11 +47,14 @@ class CSGMResult(ReconstructionResult):
         best_restart: index of the kept restart per image.
         restart_measurement_error: :math:`\|A G(z_r) - y\|^2 / m` of every restart.
         restart_loss: the objective of every restart.
-        n_steps: optimiser steps each restart took (``< steps`` when it stopped early).
+        n_steps: optimiser steps each restart took (``< steps`` when it stopped early or was
+            halved away).
+        evaluations: generator evaluations each restart used (one per gradient step; see
+            :class:`~genprior.optim.StepOutcome` for L-BFGS and Gauss-Newton).
 
     Shape:
         - best_restart: ``(B,)``
-        - restart_measurement_error, restart_loss, n_steps: ``(B, R)``
+        - restart_measurement_error, restart_loss, n_steps, evaluations: ``(B, R)``
         - history: ``(T, B, R)``; a restart that stopped early repeats its last value.
     """
 
@@ -59,6 +62,7 @@ class CSGMResult(ReconstructionResult):
     restart_measurement_error: Tensor
     restart_loss: Tensor
     n_steps: Tensor
+    evaluations: Tensor
 
 
 @dataclass

@@ -44,8 +44,8 @@ from genprior.training.run import TrainingRun, TrainResult
 
 HELP = "train a DCGAN prior (non-saturating loss, generator EMA)"
 
-__all__ = ["HELP", "GANTrainConfig", "add_arguments", "discriminator_loss", "generator_loss",
-           "main", "train_gan"]
+__all__ = ["HELP", "GANTrainConfig", "add_arguments", "build_gan", "discriminator_loss",
+           "generator_loss", "main", "train_gan"]
 
 
 @dataclass(kw_only=True)
@@ -68,9 +68,12 @@ class GANTrainConfig(TrainConfig):
     epochs: int = 25
     batch_size: int = 64
     lr: float = 2e-4
-    arch: Literal["dcgan"] = field(default="dcgan", metadata=flag("architecture"))
-    nz: int = field(default=100, metadata=flag("latent dimension"))
-    ngf: int = field(default=64, metadata=flag("generator width"))
+    arch: Literal["dcgan", "spatial"] = field(default="dcgan", metadata=flag(
+        "dcgan: DCGANGenerator (square images of one size); spatial: SpatialGenerator with a "
+        "PatchDiscriminator (fully convolutional, any image size)"))
+    nz: int = field(default=100, metadata=flag(
+        "latent dimension (spatial: channels of the latent map at 1/4 resolution)"))
+    ngf: int = field(default=64, metadata=flag("generator width (spatial: full-resolution width)"))
     ndf: int = field(default=64, metadata=flag("discriminator width"))
     ema_decay: float = field(default=0.999, metadata=flag("generator EMA decay"))
     label_smoothing: float = field(default=0.9, metadata=flag(
@@ -93,29 +96,45 @@ class GANTrainConfig(TrainConfig):
         check_at_least(self, 0, "instance_noise", "instance_noise_steps")
 
 
+def build_gan(config: GANTrainConfig, img_shape: tuple[int, int, int]):
+    """The generator and discriminator of ``config.arch`` for images of ``img_shape``,
+    initialised from ``config.seed``: DCGAN's N(0, 0.02) weights for ``dcgan``, PyTorch's
+    default initialisation for ``spatial`` (call it inside :meth:`TrainingRun.init`, which
+    seeds it).
+
+    Raises:
+        ValueError: non-square images for ``dcgan``.
+    """
+    from genprior.priors.dcgan import DCGANDiscriminator, DCGANGenerator, dcgan_init_
+    from genprior.priors.spatial_gan import PatchDiscriminator, SpatialGenerator
+
+    nc, h, w = img_shape
+    if config.arch == "spatial":
+        return (SpatialGenerator(img_shape=img_shape, latent_channels=config.nz,
+                                 base_channels=config.ngf),
+                PatchDiscriminator(nc=nc, ndf=config.ndf, spectral_norm=config.spectral_norm))
+    if h != w:
+        raise ValueError(f"DCGAN needs square images, --data {config.data} gives {h}x{w}")
+    init = make_generator(config.seed)
+    return (dcgan_init_(DCGANGenerator(nz=config.nz, ngf=config.ngf, nc=nc, img_size=h),
+                        generator=init),
+            dcgan_init_(DCGANDiscriminator(ndf=config.ndf, nc=nc, img_size=h,
+                                           spectral_norm=config.spectral_norm),
+                        generator=init))
+
+
 def train_gan(config: GANTrainConfig) -> TrainResult:
-    """Train a DCGAN (non-saturating loss, generator EMA), as ``genprior train gan`` does.
+    """Train a GAN (non-saturating loss, generator EMA), as ``genprior train gan`` does.
 
     ``out/final`` holds the EMA generator, ``out/final-raw`` the raw one; besides the errors of
-    :class:`TrainingRun`, non-square images are refused.
+    :class:`TrainingRun`, non-square images are refused for ``arch="dcgan"``.
 
     Returns:
         ``model``: the EMA generator of ``out/final``.
     """
-    from genprior.priors.dcgan import DCGANDiscriminator, DCGANGenerator, dcgan_init_
-
     with TrainingRun(config) as run:
         x = run.images()
-        nc, h, w = x.shape[1:]
-        if h != w:
-            raise ValueError(f"DCGAN needs square images, --data {config.data} gives {h}x{w}")
-        init = make_generator(config.seed)
-        G, D = run.init(lambda: (
-            dcgan_init_(DCGANGenerator(nz=config.nz, ngf=config.ngf, nc=nc, img_size=h),
-                        generator=init),
-            dcgan_init_(DCGANDiscriminator(ndf=config.ndf, nc=nc, img_size=h,
-                                           spectral_norm=config.spectral_norm),
-                        generator=init)))
+        G, D = run.init(lambda: build_gan(config, tuple(x.shape[1:])))
         ema = EMA(G, config.ema_decay)
         G_train, D_train = run.wrap(G), run.wrap(D)
         opt_g = torch.optim.Adam(G.parameters(), lr=config.lr, betas=(0.5, 0.999))
@@ -133,7 +152,8 @@ def train_gan(config: GANTrainConfig) -> TrainResult:
             D.train()
             sigma = instance_noise_std(state.step, start=config.instance_noise,
                                        anneal_steps=anneal)
-            z = randn((x.shape[0], config.nz), generator=noise, device=x.device, dtype=x.dtype)
+            z = randn((x.shape[0], *G.latent_shape), generator=noise, device=x.device,
+                      dtype=x.dtype)
             with precision.autocast():
                 fake = G_train(z)
                 real_logits = D_train(noisy(x, sigma))

@@ -1,0 +1,250 @@
+"""Latent solvers compared: error reached vs generator evaluations and vs wall time.
+
+One CSGM problem per run (``--problem``), every setting solved in this process on the same
+images, operator, measurements and random starts (``generator`` seeded identically, so the
+restarts of every setting with ``R`` restarts start at the same latents):
+
+- ``mnist``: the shipped ``mnist-vae``, the 64 shipped test digits (``--n-images``),
+  ``GaussianCS`` m = 100 unscaled rows, noise 0.1, lambda = 0 (docs/benchmark.md's problem);
+- ``celeba``: the shipped ``celeba-dcgan``, the 16 shipped held-out faces, m = 1000, noise
+  0.01, lambda = 0.001 (the reference's DCGAN+Reg), Adam lr 0.1 (the reference's).
+
+Settings: the reference (Adam, 1000 steps x 10 restarts), Adam with fewer steps / restarts and
+with successive halving (``halving_every``), batched L-BFGS (armijo line search), Gauss-Newton
+/ Levenberg-Marquardt, and (for a VAE) the encoder start of ``A_dagger y`` as first restart.
+Per setting: mean per-pixel squared error against the truth (and its 95% half-width), mean
+measurement error, generator evaluations per image (all restarts, ``CSGMResult.evaluations``),
+seconds per image. A setting *matches* the reference when its mean error is at most
+``(1 + --tol)`` times the reference's. deepinv's ``CSGMGenerator`` is timed on the reference
+setting (``--deepinv-images`` images, one latent per call as its API takes) for the
+throughput ratio.
+
+Writes ``<out>/bench_solvers_<problem>.{csv,md,png}``.
+
+Example (what docs/csgm.md reports)::
+
+    python scripts/bench_solvers.py --problem mnist --out docs --threads 1
+    python scripts/bench_solvers.py --problem celeba --out docs --threads 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import math
+import time
+from pathlib import Path
+
+import torch
+
+import genprior
+from genprior._random import make_generator
+from genprior.data import load_samples
+from genprior.metrics import mse_per_pixel
+from genprior.operators.gaussian_cs import GaussianCS
+from genprior.reconstruct import csgm
+
+PROBLEMS = {
+    "mnist": {"prior": "mnist-vae", "samples": "mnist", "m": 100, "noise": 0.1, "lam": 0.0,
+              "lr": 0.01, "n_images": 64},
+    "celeba": {"prior": "celeba-dcgan", "samples": "celeba", "m": 1000, "noise": 0.01,
+               "lam": 0.001, "lr": 0.1, "n_images": 16},
+}
+
+
+def settings(problem: str, lr: float, encoder: bool) -> list[dict]:
+    """The grid: name, optimizer, steps, restarts, lr, halving and init of every setting."""
+    grid = [{"name": "adam 1000x10 (reference)", "optimizer": "adam", "steps": 1000,
+             "restarts": 10, "lr": lr}]
+    for steps, restarts in ((300, 10), (100, 10), (300, 3), (1000, 1), (300, 1)):
+        grid.append({"name": f"adam {steps}x{restarts}", "optimizer": "adam", "steps": steps,
+                     "restarts": restarts, "lr": lr})
+    for every in (25, 50):
+        grid.append({"name": f"adam 1000x10 halving/{every}", "optimizer": "adam",
+                     "steps": 1000, "restarts": 10, "lr": lr, "halving_every": every})
+    for steps, restarts in ((100, 10), (50, 10), (25, 10), (50, 3), (25, 3), (50, 1)):
+        grid.append({"name": f"lbfgs {steps}x{restarts}", "optimizer": "lbfgs", "steps": steps,
+                     "restarts": restarts, "lr": 1.0})
+    grid.append({"name": "lbfgs 100x10 halving/10", "optimizer": "lbfgs", "steps": 100,
+                 "restarts": 10, "lr": 1.0, "halving_every": 10})
+    gn = ((20, 10), (10, 10), (10, 3), (5, 3), (10, 1)) if problem == "mnist" else \
+        ((10, 3), (5, 3), (10, 1))
+    for steps, restarts in gn:
+        grid.append({"name": f"gauss-newton {steps}x{restarts}", "optimizer": "gauss-newton",
+                     "steps": steps, "restarts": restarts, "lr": 1.0})
+    if encoder:
+        for opt, steps, restarts, step_lr in (("adam", 300, 3, lr), ("lbfgs", 50, 3, 1.0),
+                                              ("gauss-newton", 10, 3, 1.0),
+                                              ("gauss-newton", 10, 1, 1.0)):
+            grid.append({"name": f"encoder + {opt} {steps}x{restarts}", "optimizer": opt,
+                         "steps": steps, "restarts": restarts, "lr": step_lr,
+                         "init": "encoder"})
+    return grid
+
+
+def deepinv_seconds_per_image(prior, A, y, *, restarts: int, steps: int, lr: float,
+                              seed: int) -> float:
+    """Wall time per image of deepinv's ``CSGMGenerator.optimize_z`` on the reference setting
+    (every restart one call, ``inf_tol=0`` so every step runs)."""
+    from deepinv.models import CSGMGenerator
+
+    class Backbone(torch.nn.Module):
+        def __init__(self, prior):
+            super().__init__()
+            self.prior, self.nz = prior, prior.latent_dim
+
+        def forward(self, z):
+            return self.prior.decode(z.flatten(1).view(-1, *self.prior.latent_shape))
+
+    model = CSGMGenerator(Backbone(prior), inf_max_iter=steps, inf_tol=0.0, inf_lr=lr).eval()
+    z0 = prior.sample_latent(y.shape[0] * restarts, generator=make_generator(seed))
+    t0 = time.perf_counter()
+    for i in range(y.shape[0]):
+        for r in range(restarts):
+            model.optimize_z(z0[i * restarts + r].reshape(1, -1, 1, 1).clone(), y[i:i + 1], A)
+    return (time.perf_counter() - t0) / y.shape[0]
+
+
+def run(args: argparse.Namespace) -> list[dict]:
+    spec = PROBLEMS[args.problem]
+    prior = genprior.load_prior(spec["prior"]).eval()
+    n = args.n_images or spec["n_images"]
+    x = load_samples(spec["samples"])[:n]
+    A = GaussianCS(spec["m"], tuple(x.shape[1:]), normalize=False, noise_std=spec["noise"],
+                   seed=args.seed)
+    y = A.measure(x, generator=make_generator(args.seed + 1))
+    encoder = callable(getattr(prior, "encode", None))
+    rows = []
+    for s in settings(args.problem, spec["lr"], encoder):
+        if args.only and not any(k in s["name"] for k in args.only):
+            continue
+        kw = {k: s[k] for k in ("optimizer", "steps", "restarts", "lr")}
+        kw.update({k: s[k] for k in ("halving_every", "init") if k in s})
+        t0 = time.perf_counter()
+        out = csgm(y, A, prior, lam=spec["lam"], generator=make_generator(args.seed + 2), **kw)
+        secs = time.perf_counter() - t0
+        err = mse_per_pixel(out.x_hat.clamp(0, 1), x)
+        half = 1.96 * float(err.std()) / math.sqrt(len(err)) if len(err) > 1 else 0.0
+        rows.append({"setting": s["name"], "optimizer": s["optimizer"], "steps": s["steps"],
+                     "restarts": s["restarts"], "halving_every": s.get("halving_every", ""),
+                     "init": s.get("init", "random"), "error": float(err.mean()),
+                     "error_ci": half,
+                     "measurement_error": float(out.measurement_error.mean()),
+                     "evaluations": float(out.evaluations.sum(1).float().mean()),
+                     "seconds_per_image": secs / n})
+        print(f"{s['name']:32s} error {rows[-1]['error']:.5f} evals "
+              f"{rows[-1]['evaluations']:8.0f} s/img {rows[-1]['seconds_per_image']:.3f}",
+              flush=True)
+    ref = rows[0]
+    for r in rows:
+        r["matches"] = r["error"] <= ref["error"] * (1 + args.tol)
+        r["evaluations_ratio"] = ref["evaluations"] / r["evaluations"]
+        r["speedup"] = ref["seconds_per_image"] / r["seconds_per_image"]
+    if args.deepinv_images:
+        m = min(args.deepinv_images, n)
+        secs = deepinv_seconds_per_image(prior, A, y[:m], restarts=10, steps=1000,
+                                         lr=spec["lr"], seed=args.seed + 2)
+        for r in rows:
+            r["deepinv_ratio"] = secs / r["seconds_per_image"]
+        print(f"deepinv CSGMGenerator reference setting: {secs:.2f} s/img ({m} images)")
+    return rows
+
+
+def write(rows: list[dict], args: argparse.Namespace) -> None:
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    stem = out / f"bench_solvers_{args.problem}"
+    with open(f"{stem}.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    spec = PROBLEMS[args.problem]
+    n = args.n_images or spec["n_images"]
+    deep = "deepinv_ratio" in rows[0]
+    lines = [f"# Latent solvers on {args.problem}: {spec['prior']}, m = {spec['m']}, noise "
+             f"{spec['noise']}, lambda = {spec['lam']}, {n} images", "",
+             f"Command: `python scripts/bench_solvers.py --problem {args.problem} --out "
+             f"{args.out} --threads {args.threads}" +
+             (f" --deepinv-images {args.deepinv_images}" if args.deepinv_images else "") + "`",
+             "", f"Matches = mean error at most {1 + args.tol:.2f} x the reference's.", "",
+             "| setting | per-pixel error | measurement error | evaluations / image | "
+             "fewer evaluations | s / image | faster | " + ("vs deepinv | " if deep else "") +
+             "matches |",
+             "|---|---|---|---|---|---|---|" + ("---|" if deep else "") + "---|"]
+    for r in rows:
+        lines.append(
+            f"| {r['setting']} | {r['error']:.5f} ± {r['error_ci']:.5f} | "
+            f"{r['measurement_error']:.5f} | {r['evaluations']:.0f} | "
+            f"{r['evaluations_ratio']:.1f}x | {r['seconds_per_image']:.3f} | "
+            f"{r['speedup']:.1f}x | " + (f"{r['deepinv_ratio']:.1f}x | " if deep else "") +
+            ("yes" if r["matches"] else "no") + " |")
+    matching = [r for r in rows[1:] if r["matches"]]
+    if matching:
+        best = min(matching, key=lambda r: r["seconds_per_image"])
+        fewest = min(matching, key=lambda r: r["evaluations"])
+        lines += ["", f"Fastest matching setting: **{best['setting']}** "
+                  f"({best['speedup']:.1f}x faster, {best['evaluations_ratio']:.1f}x fewer "
+                  f"evaluations" + (f", {best['deepinv_ratio']:.1f}x deepinv's throughput"
+                                    if deep else "") + ").",
+                  f"Fewest evaluations among matching settings: **{fewest['setting']}** "
+                  f"({fewest['evaluations_ratio']:.1f}x fewer)."]
+    else:
+        lines += ["", "No setting matches the reference's error."]
+    Path(f"{stem}.md").write_text("\n".join(lines) + "\n")
+    figure(rows, f"{stem}.png", args.problem)
+
+
+def figure(rows: list[dict], path: str, problem: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    colours = {"adam": "C0", "lbfgs": "C1", "gauss-newton": "C2"}
+    for r in rows:
+        marker = "*" if r is rows[0] else ("s" if r["init"] == "encoder" else "o")
+        for ax, key in zip(axes, ("evaluations", "seconds_per_image"), strict=True):
+            ax.scatter(r[key], r["error"], c=colours[r["optimizer"]], marker=marker,
+                       s=120 if r is rows[0] else 30)
+    for ax, label in zip(axes, ("generator evaluations per image", "seconds per image"),
+                         strict=True):
+        ax.set_xscale("log")
+        ax.set_xlabel(label)
+        ax.set_ylabel("per-pixel squared error")
+        ax.axhline(rows[0]["error"], color="grey", lw=0.8, ls="--")
+    for name, c in colours.items():
+        axes[0].scatter([], [], c=c, label=name)
+    axes[0].scatter([], [], c="k", marker="s", label="encoder start")
+    axes[0].scatter([], [], c="k", marker="*", s=120, label="reference")
+    axes[0].legend(fontsize=8)
+    fig.suptitle(f"CSGM solvers, {problem}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--problem", choices=sorted(PROBLEMS), default="mnist")
+    p.add_argument("--out", default="docs")
+    p.add_argument("--n-images", type=int, default=None)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--tol", type=float, default=0.02)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--deepinv-images", type=int, default=0,
+                   help="images for deepinv's timing on the reference setting (0: skip)")
+    p.add_argument("--only", nargs="*", default=None,
+                   help="run only the settings whose name contains one of these (the first, "
+                   "the reference, always runs)")
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    if args.only:
+        args.only = [*args.only, "(reference)"]
+    rows = run(args)
+    write(rows, args)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
