@@ -107,7 +107,7 @@ def summary(values) -> tuple[float, float]:
 
 
 def csgm_face(y, A, prior, args, lam=0.0):
-    return csgm(y, A, prior, lam=lam, restarts=args.restarts, steps=args.steps, lr=0.1,
+    return csgm(y, A, prior, lam=lam, restarts=args.restarts, steps=args.steps, lr=0.1, optimizer="adam",
                 select="loss", generator=make_generator(0))
 
 
@@ -228,7 +228,7 @@ def study_mnist(args, out: Path) -> None:
         lasso_x = lasso(y, A, basis="pixel", alpha=0.1, generator=make_generator(0)).x_hat
         results = {"Lasso": (lasso_x, time.perf_counter() - t0)}
         t0 = time.perf_counter()
-        stage1 = csgm(y, A, prior, lam=0.1, restarts=10, steps=1000, lr=0.01, select="loss",
+        stage1 = csgm(y, A, prior, lam=0.1, restarts=10, steps=1000, lr=0.01, optimizer="adam", select="loss",
                       generator=make_generator(0))
         t1 = time.perf_counter() - t0
         results["VAE+Reg (CSGM)"] = (stage1.x_hat, t1)

@@ -64,7 +64,7 @@ def main(argv=None) -> int:
             torch.cuda.synchronize()
         t0 = time.perf_counter()
         with context():
-            res = csgm(y, A, prior, restarts=args.restarts, steps=args.steps, lr=0.01,
+            res = csgm(y, A, prior, restarts=args.restarts, steps=args.steps, lr=0.01, optimizer="adam",
                        generator=make_generator(0, device=device))
         if device.type == "cuda":
             torch.cuda.synchronize()

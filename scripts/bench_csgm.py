@@ -87,13 +87,14 @@ def load_problem(args):
 def solve(variant: str, prior, A, y, z0, args) -> torch.Tensor:
     B, R = z0.shape[:2]
     if variant == "batched":
-        return csgm(y, A, prior, restarts=R, steps=args.steps, lr=args.lr, z_init=z0).x_hat
+        return csgm(y, A, prior, restarts=R, steps=args.steps, lr=args.lr, optimizer="adam",
+                    z_init=z0).x_hat
     outs = torch.empty(B, R, *prior.img_shape, device=y.device)
     errs = torch.empty(B, R, device=y.device)
     if variant == "sequential":
         for i in range(B):
             for r in range(R):
-                res = csgm(y[i:i + 1], A, prior, restarts=1, steps=args.steps, lr=args.lr,
+                res = csgm(y[i:i + 1], A, prior, restarts=1, steps=args.steps, lr=args.lr, optimizer="adam",
                            z_init=z0[i:i + 1, r])
                 outs[i, r], errs[i, r] = res.x_hat[0], res.measurement_error[0]
     else:
@@ -184,7 +185,7 @@ def scaling(args, prior, device) -> list[dict]:
         A = GaussianCS(cfg["m"], (1, 28, 28), normalize=False, noise_std=0.1, seed=0).to(device)
         y = A.measure(x_all[: cfg["B"]], generator=make_generator(1, device))
         t0 = time.perf_counter()
-        csgm(y, A, prior, restarts=cfg["R"], steps=args.scaling_steps, lr=args.lr,
+        csgm(y, A, prior, restarts=cfg["R"], steps=args.scaling_steps, lr=args.lr, optimizer="adam",
              generator=make_generator(0))
         secs = time.perf_counter() - t0
         rows.append({"vary": key, **cfg, "steps": args.scaling_steps, "seconds": secs,

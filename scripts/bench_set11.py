@@ -16,8 +16,14 @@ Methods: ``pinv`` (A^+ y), ``TV`` (deepinv's ``TVPrior`` in deepinv's proximal-g
 ``ConvDecoder``, untrained, at a fixed iteration budget), and genprior's natural prior:
 ``TV+VAE+BP`` (the TV estimate encoded by the VAE's encoder as the start, CSGM on the spatial
 latent of the whole image, exact back-projection onto {x : Ax = y}; its time includes the TV
-stage). Optional: ``VAE+BP`` (the same from the encoder of A^+ y) and ``TV+IAGAN+BP`` (then the
-image-adaptive stage).
+stage). Optional: ``VAE+BP`` (the same from the encoder of A^+ y), ``TV+IAGAN+BP`` (then the
+image-adaptive stage), and with a GAN-family prior (``--gan-prior``, no encoder) ``TV+GAN+BP``:
+the TV estimate projected onto the generator's range (``--gan-fit-steps`` L-BFGS steps on
+||G(z) - x_TV||^2 from a seeded random latent) as the start, then ``--gan-steps`` L-BFGS steps of
+CSGM on the measurements, then exact back-projection.
+
+    python scripts/bench_set11.py --data-root ../shared/data --gan-prior natural-gan \
+        --methods TV TV+GAN+BP --ratios 10 25 --out OUT --threads 1
 """
 
 from __future__ import annotations
@@ -34,7 +40,7 @@ from PIL import Image
 
 import genprior
 from genprior.metrics import psnr, ssim
-from genprior.operators import BlockCS
+from genprior.operators import BlockCS, Inpaint
 from genprior.reconstruct import adapt_weights, back_project, csgm, lasso
 from genprior.reconstruct import tv as reconstruct_tv
 
@@ -42,9 +48,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _natural import dip, figure
 
 METHODS = ("pinv", "TV", "Lasso-DCT", "Lasso-wavelet", "DIP", "TV+VAE+BP", "VAE+BP",
-           "TV+IAGAN+BP")
+           "TV+IAGAN+BP", "TV+GAN+BP")
 DEFAULT_METHODS = METHODS[:6]
 PRIOR_METHODS = {"TV+VAE+BP", "VAE+BP", "TV+IAGAN+BP"}
+GAN_METHODS = {"TV+GAN+BP"}
 #: mean PSNR on Set11 at 25 / 10 / 4 / 1 %, with the table they are quoted from
 PUBLISHED = {
     "TVAL3": ({25: 27.84, 10: 22.84, 4: 18.39, 1: 11.31}, "ReconNet, CVPR 2016, Table 1"),
@@ -74,6 +81,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--vae-lr", type=float, default=0.01)
     p.add_argument("--vae-lam", type=float, default=1e-7)
     p.add_argument("--adapt-steps", type=int, default=100)
+    p.add_argument("--gan-prior", default=None,
+                   help="a spatial GAN prior (name or folder) for TV+GAN+BP")
+    p.add_argument("--gan-fit-steps", type=int, default=50)
+    p.add_argument("--gan-steps", type=int, default=50)
+    p.add_argument("--gan-lam", type=float, default=1e-7)
     p.add_argument("--figure-image", default="cameraman",
                    help="the image shown beside its reconstructions, one figure per ratio")
     p.add_argument("--from-csv", nargs="+", default=None,
@@ -117,17 +129,34 @@ def run(method: str, x: torch.Tensor, y: torch.Tensor, A: BlockCS, prior, args,
                      loss_reduction="sum", generator=g).x_hat
     if method == "DIP":
         return dip(y, A, tuple(x.shape[1:]), args.dip_iters)
+    if method == "TV+GAN+BP":
+        return tv_gan(y, A, prior, cache["TV"], args)
     G = prior.resized(tuple(x.shape[1:]))
     start = cache["TV"] if method.startswith("TV+") else A.A_dagger(y)
     with torch.no_grad():
         mu, _ = G.encode(start.clamp(0, 1))
     res = csgm(y, A, G, z_init=mu[:, None], restarts=1, steps=args.vae_steps, lr=args.vae_lr,
+               optimizer="adam",
                lam=args.vae_lam, generator=g)
     if not method.endswith("IAGAN+BP"):
         return back_project(res.x_hat, y, A)
     x_ad, *_ = adapt_weights(y, A, G, res.z_hat, steps=args.adapt_steps, lr_theta=1e-4,
                              lr_z=1e-3)
     return back_project(x_ad, y, A)
+
+
+def tv_gan(y: torch.Tensor, A: BlockCS, gan, x_tv: torch.Tensor, args) -> torch.Tensor:
+    """``TV+GAN+BP``: the TV estimate projected onto the GAN's range (L-BFGS on
+    ``||G(z) - x_tv||^2``), CSGM from there (L-BFGS), exact back-projection."""
+    img = tuple(x_tv.shape[1:])
+    G = gan.resized(img)
+    identity = Inpaint(img, torch.ones(img, dtype=torch.bool))
+    fit = csgm(identity.A(x_tv.clamp(0, 1)), identity, G, restarts=1, steps=args.gan_fit_steps,
+               optimizer="lbfgs", lr=1.0, loss_reduction="sum",
+               generator=torch.Generator().manual_seed(0))
+    res = csgm(y, A, G, z_init=fit.z_hat, restarts=1, steps=args.gan_steps, optimizer="lbfgs",
+               lr=1.0, lam=args.gan_lam)
+    return back_project(res.x_hat, y, A)
 
 
 def main(argv=None) -> int:
@@ -155,6 +184,12 @@ def main(argv=None) -> int:
         if args.prior is None:
             raise SystemExit(f"--prior is required for {sorted(PRIOR_METHODS)}")
         prior = genprior.load_prior(args.prior)
+    if GAN_METHODS & set(args.methods):
+        if args.gan_prior is None:
+            raise SystemExit(f"--gan-prior is required for {sorted(GAN_METHODS)}")
+        prior = genprior.load_prior(args.gan_prior)
+        if PRIOR_METHODS & set(args.methods):
+            raise SystemExit("run the VAE and the GAN methods in separate runs (one prior each)")
     rows = []
     for ratio in args.ratios:
         phi = root / "set11_phi" / f"phi_0_{ratio}_1089.mat"

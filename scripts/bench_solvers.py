@@ -19,7 +19,10 @@ seconds per image. A setting *matches* the reference when its mean error is at m
 setting (``--deepinv-images`` images, one latent per call as its API takes) for the
 throughput ratio.
 
-Writes ``<out>/bench_solvers_<problem>.{csv,md,png}``.
+Writes ``<out>/bench_solvers_<problem>.{csv,md,png}``. With ``--throughput B1 B2 ...`` it
+instead measures images per second of the settings named by ``--only`` at batch sizes ``B``
+(the test images repeated), e.g. on a GPU (``--device cuda``, ``--autocast bf16``), and writes
+``<out>/bench_solvers_<problem>_throughput.{csv,md}``.
 
 Example (what docs/csgm.md reports)::
 
@@ -53,32 +56,39 @@ PROBLEMS = {
 
 
 def settings(problem: str, lr: float, encoder: bool) -> list[dict]:
-    """The grid: name, optimizer, steps, restarts, lr, halving and init of every setting."""
+    """The grid: name, optimizer, steps, restarts, lr, and optionally halving, early stopping
+    (relative tolerance, patience 10) and init of every setting."""
     grid = [{"name": "adam 1000x10 (reference)", "optimizer": "adam", "steps": 1000,
              "restarts": 10, "lr": lr}]
-    for steps, restarts in ((300, 10), (100, 10), (300, 3), (1000, 1), (300, 1)):
+    for steps, restarts in ((300, 10), (100, 10), (300, 3), (1000, 1)):
         grid.append({"name": f"adam {steps}x{restarts}", "optimizer": "adam", "steps": steps,
                      "restarts": restarts, "lr": lr})
     for every in (25, 50):
         grid.append({"name": f"adam 1000x10 halving/{every}", "optimizer": "adam",
                      "steps": 1000, "restarts": 10, "lr": lr, "halving_every": every})
-    for steps, restarts in ((100, 10), (50, 10), (25, 10), (50, 3), (25, 3), (50, 1)):
+    for steps, restarts in ((200, 10), (100, 10), (50, 10), (25, 10), (100, 3), (100, 1)):
         grid.append({"name": f"lbfgs {steps}x{restarts}", "optimizer": "lbfgs", "steps": steps,
                      "restarts": restarts, "lr": 1.0})
-    grid.append({"name": "lbfgs 100x10 halving/10", "optimizer": "lbfgs", "steps": 100,
-                 "restarts": 10, "lr": 1.0, "halving_every": 10})
-    gn = ((20, 10), (10, 10), (10, 3), (5, 3), (10, 1)) if problem == "mnist" else \
-        ((10, 3), (5, 3), (10, 1))
+    for steps, restarts, every in ((100, 10, 10), (150, 10, 15), (200, 10, 20), (300, 10, 30),
+                                   (100, 20, 10), (200, 20, 20)):
+        grid.append({"name": f"lbfgs {steps}x{restarts} halving/{every}", "optimizer": "lbfgs",
+                     "steps": steps, "restarts": restarts, "lr": 1.0, "halving_every": every})
+    grid.append({"name": "lbfgs 100x10 halving/10 early-stop", "optimizer": "lbfgs",
+                 "steps": 100, "restarts": 10, "lr": 1.0, "halving_every": 10,
+                 "early_stop_tol": 1e-4})
+    gn = ((20, 10), (10, 10), (10, 3), (10, 1)) if problem == "mnist" else ((10, 3), (10, 1))
     for steps, restarts in gn:
         grid.append({"name": f"gauss-newton {steps}x{restarts}", "optimizer": "gauss-newton",
                      "steps": steps, "restarts": restarts, "lr": 1.0})
     if encoder:
-        for opt, steps, restarts, step_lr in (("adam", 300, 3, lr), ("lbfgs", 50, 3, 1.0),
-                                              ("gauss-newton", 10, 3, 1.0),
-                                              ("gauss-newton", 10, 1, 1.0)):
-            grid.append({"name": f"encoder + {opt} {steps}x{restarts}", "optimizer": opt,
-                         "steps": steps, "restarts": restarts, "lr": step_lr,
-                         "init": "encoder"})
+        for opt, steps, restarts, step_lr, every in (
+                ("adam", 300, 3, lr, None), ("lbfgs", 100, 1, 1.0, None),
+                ("lbfgs", 100, 3, 1.0, None), ("lbfgs", 100, 10, 1.0, 10),
+                ("gauss-newton", 10, 1, 1.0, None), ("gauss-newton", 10, 3, 1.0, None)):
+            name = f"encoder + {opt} {steps}x{restarts}" + (f" halving/{every}" if every else "")
+            grid.append({"name": name, "optimizer": opt, "steps": steps, "restarts": restarts,
+                         "lr": step_lr, "init": "encoder",
+                         **({"halving_every": every} if every else {})})
     return grid
 
 
@@ -105,28 +115,52 @@ def deepinv_seconds_per_image(prior, A, y, *, restarts: int, steps: int, lr: flo
     return (time.perf_counter() - t0) / y.shape[0]
 
 
+def load(args: argparse.Namespace):
+    """Prior, truth, operator and measurements of ``args.problem`` on ``args.device``."""
+    spec = PROBLEMS[args.problem]
+    device = torch.device(args.device)
+    prior = genprior.load_prior(spec["prior"], device=device).eval()
+    x = load_samples(spec["samples"])[: args.n_images or spec["n_images"]].to(device)
+    A = GaussianCS(spec["m"], tuple(x.shape[1:]), normalize=False, noise_std=spec["noise"],
+                   seed=args.seed).to(device)
+    y = A.measure(x, generator=make_generator(args.seed + 1, device))
+    return prior, x, A, y
+
+
+def solve(prior, A, y, setting: dict, args: argparse.Namespace):
+    """One timed ``csgm`` call of ``setting``: ``(result, seconds)``."""
+    kw = {k: setting[k] for k in ("optimizer", "steps", "restarts", "lr")}
+    kw["halving_every"] = setting.get("halving_every", 0)
+    kw.update({k: setting[k] for k in ("init", "early_stop_tol") if k in setting})
+    if "early_stop_tol" in setting:
+        kw["patience"] = 10
+    autocast = torch.bfloat16 if args.autocast == "bf16" else None
+    cuda = y.device.type == "cuda"
+    if cuda:
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    out = csgm(y, A, prior, lam=PROBLEMS[args.problem]["lam"], autocast=autocast,
+               generator=make_generator(args.seed + 2, y.device), **kw)
+    if cuda:
+        torch.cuda.synchronize()
+    return out, time.perf_counter() - t0
+
+
 def run(args: argparse.Namespace) -> list[dict]:
     spec = PROBLEMS[args.problem]
-    prior = genprior.load_prior(spec["prior"]).eval()
-    n = args.n_images or spec["n_images"]
-    x = load_samples(spec["samples"])[:n]
-    A = GaussianCS(spec["m"], tuple(x.shape[1:]), normalize=False, noise_std=spec["noise"],
-                   seed=args.seed)
-    y = A.measure(x, generator=make_generator(args.seed + 1))
+    prior, x, A, y = load(args)
+    n = x.shape[0]
     encoder = callable(getattr(prior, "encode", None))
     rows = []
     for s in settings(args.problem, spec["lr"], encoder):
-        if args.only and not any(k in s["name"] for k in args.only):
+        if args.only and s["name"] not in args.only:
             continue
-        kw = {k: s[k] for k in ("optimizer", "steps", "restarts", "lr")}
-        kw.update({k: s[k] for k in ("halving_every", "init") if k in s})
-        t0 = time.perf_counter()
-        out = csgm(y, A, prior, lam=spec["lam"], generator=make_generator(args.seed + 2), **kw)
-        secs = time.perf_counter() - t0
-        err = mse_per_pixel(out.x_hat.clamp(0, 1), x)
+        out, secs = solve(prior, A, y, s, args)
+        err = mse_per_pixel(out.x_hat.clamp(0, 1), x).cpu()
         half = 1.96 * float(err.std()) / math.sqrt(len(err)) if len(err) > 1 else 0.0
         rows.append({"setting": s["name"], "optimizer": s["optimizer"], "steps": s["steps"],
                      "restarts": s["restarts"], "halving_every": s.get("halving_every", ""),
+                     "early_stop_tol": s.get("early_stop_tol", ""),
                      "init": s.get("init", "random"), "error": float(err.mean()),
                      "error_ci": half,
                      "measurement_error": float(out.measurement_error.mean()),
@@ -147,6 +181,40 @@ def run(args: argparse.Namespace) -> list[dict]:
         for r in rows:
             r["deepinv_ratio"] = secs / r["seconds_per_image"]
         print(f"deepinv CSGMGenerator reference setting: {secs:.2f} s/img ({m} images)")
+    return rows
+
+
+def throughput(args: argparse.Namespace) -> list[dict]:
+    """Images per second of every ``--only`` setting at the batch sizes ``--throughput`` (the
+    test images tiled to ``B``; one untimed warm-up call per setting)."""
+    spec = PROBLEMS[args.problem]
+    prior, x, A, y = load(args)
+    named = [s for s in settings(args.problem, spec["lr"], callable(getattr(prior, "encode",
+                                                                            None)))
+             if s["name"] in args.only]
+    rows = []
+    for s in named:
+        solve(prior, A, y[:1], {**s, "steps": min(s["steps"], 5)}, args)  # warm-up
+        for b in args.throughput:
+            yb = y.repeat((b + len(y) - 1) // len(y), *([1] * (y.ndim - 1)))[:b]
+            _, secs = solve(prior, A, yb, s, args)
+            rows.append({"setting": s["name"], "batch": b, "seconds": secs,
+                         "images_per_s": b / secs, "device": args.device,
+                         "autocast": args.autocast or "none"})
+            print(f"{s['name']:32s} B={b:5d} {b / secs:9.1f} images/s", flush=True)
+    stem = Path(args.out) / f"bench_solvers_{args.problem}_throughput"
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    with open(f"{stem}.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    name = (torch.cuda.get_device_name() if args.device.startswith("cuda")
+            else f"CPU, {torch.get_num_threads()} thread(s)")
+    lines = [f"# CSGM throughput on {args.problem}, {name}, autocast {args.autocast or 'none'}",
+             "", "| setting | B | seconds | images / s |", "|---|---|---|---|"]
+    lines += [f"| {r['setting']} | {r['batch']} | {r['seconds']:.3f} | {r['images_per_s']:.1f} |"
+              for r in rows]
+    Path(f"{stem}.md").write_text("\n".join(lines) + "\n")
     return rows
 
 
@@ -232,15 +300,24 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--tol", type=float, default=0.02)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--autocast", choices=("bf16",), default=None,
+                   help="run the generator in bfloat16 (torch.autocast), the data term in fp32")
+    p.add_argument("--throughput", type=int, nargs="*", default=None,
+                   help="batch sizes: measure images/s of the --only settings instead")
     p.add_argument("--deepinv-images", type=int, default=0,
                    help="images for deepinv's timing on the reference setting (0: skip)")
     p.add_argument("--only", nargs="*", default=None,
-                   help="run only the settings whose name contains one of these (the first, "
-                   "the reference, always runs)")
+                   help="run only the settings of these names (the reference always runs)")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
+    if args.throughput:
+        if not args.only:
+            raise SystemExit("--throughput needs --only SETTING ...")
+        throughput(args)
+        return 0
     if args.only:
-        args.only = [*args.only, "(reference)"]
+        args.only = [*args.only, "adam 1000x10 (reference)"]
     rows = run(args)
     write(rows, args)
     return 0

@@ -102,6 +102,7 @@ def run(method: str, x: torch.Tensor, y: torch.Tensor, A: Downsample, prior, arg
     with torch.no_grad():
         mu, _ = G.encode(up.clamp(0, 1))
     res = csgm(y, A, G, z_init=mu[:, None], restarts=1, steps=args.vae_steps, lr=args.vae_lr,
+               optimizer="adam",
                lam=args.vae_lam, generator=torch.Generator().manual_seed(0))
     return back_project(res.x_hat, y, A)
 

@@ -92,7 +92,7 @@ def main() -> None:
         t0 = time.perf_counter()
         map_ = None
         if args.init == "map" or args.sigma == "auto":
-            map_ = csgm(y, op, prior, restarts=args.csgm_restarts, steps=args.csgm_steps,
+            map_ = csgm(y, op, prior, optimizer="adam", restarts=args.csgm_restarts, steps=args.csgm_steps,
                         lr=0.05, lam=args.noise**2 / m, generator=make_generator(args.seed))
         if args.sigma is None:
             sigma = args.noise

@@ -206,7 +206,7 @@ def run_setting(setting: Setting, args, prior, misfit: MisfitCovariance, misfit_
     g = make_generator(args.seed)
     z_map, x_map = [], []
     for part in parts:
-        res = csgm(y[part], A, prior, restarts=restarts, steps=args.csgm_steps,
+        res = csgm(y[part], A, prior, optimizer="adam", restarts=restarts, steps=args.csgm_steps,
                    lr=CSGM_LR[family], lam=lam, generator=g)
         z_map.append(res.z_hat.detach())
         x_map.append(res.x_hat.detach())

@@ -90,7 +90,7 @@ def run_method(name: str, y, A, prior, args, m: int):
 
     def opt(restarts: int, steps: int | None = None) -> dict:
         return {"restarts": args.restarts or restarts, "steps": steps or args.steps,
-                "lr": args.lr, "generator": gen, "select": "loss"}
+                "lr": args.lr, "generator": gen, "select": "loss", "optimizer": "adam"}
 
     if name.startswith("Lasso"):
         # the reference's Lasso is sparse around x' = 0, i.e. x = 1/2: solve for x - 1/2

@@ -81,7 +81,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 def run_method(name: str, y, A, prior, args, m: int):
     gen = make_generator(args.seed)
     opt = {"restarts": args.restarts, "steps": args.steps, "lr": args.lr, "generator": gen,
-           "select": "loss"}
+           "select": "loss", "optimizer": "adam"}
     if name == "Lasso":
         return lasso(y, A, basis="pixel", alpha=0.1, generator=gen).x_hat
     if name == "VAE":

@@ -74,7 +74,7 @@ def main(argv=None) -> int:
         for steps in args.vae_steps:
             t0 = time.perf_counter()
             if steps:
-                res = csgm(y, A, G, z_init=mu[:, None], restarts=1, steps=steps,
+                res = csgm(y, A, G, z_init=mu[:, None], restarts=1, steps=steps, optimizer="adam",
                            lr=args.vae_lr, lam=args.vae_lam,
                            generator=torch.Generator().manual_seed(0))
                 x_g = res.x_hat

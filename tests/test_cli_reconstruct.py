@@ -74,6 +74,34 @@ def test_cli_matches_python_api(problem):
                                res.x_hat.clamp(0, 1))
 
 
+@pytest.mark.parametrize("flags", [("--optimizer", "lbfgs", "--lr", "1", "--halving-every", "5"),
+                                   ("--optimizer", "gauss-newton", "--restarts", "1"),
+                                   ("--autocast", "bf16")])
+def test_cli_solver_flags_match_python_api(problem, flags):
+    tmp, _ = problem
+    from genprior._io import load_measurements
+    from genprior._random import make_generator
+    from genprior.operators import load_operator
+    from genprior.priors import load_prior
+
+    main(["reconstruct", "--method", "csgm", "--prior", str(tmp / "prior"), "--measurements",
+          str(tmp / "y.npz"), "--operator", str(tmp / "op.safetensors"), "--out",
+          str(tmp / "cli"), "--restarts", "4", "--steps", "12", "--seed", "3", "--lam", "0.1",
+          *flags])
+    kw = dict(zip(flags[::2], flags[1::2], strict=True))
+    res = reconstruct("csgm", load_measurements(tmp / "y.npz").y,
+                      load_operator(tmp / "op.safetensors"), prior=load_prior(tmp / "prior"),
+                      lam=0.1, restarts=int(kw.get("--restarts", 4)), steps=12,
+                      lr=float(kw["--lr"]) if "--lr" in kw else None,
+                      optimizer=kw.get("--optimizer"),
+                      halving_every=int(kw["--halving-every"]) if "--halving-every" in kw
+                      else None,
+                      autocast=torch.bfloat16 if "--autocast" in kw else None,
+                      generator=make_generator(3))
+    torch.testing.assert_close(load_images_npz(tmp / "cli" / "x_hat.npz"),
+                               res.x_hat.clamp(0, 1))
+
+
 @pytest.mark.parametrize("back_projection", ["exact", "none"])
 def test_cli_adaptive_matches_python_api(problem, back_projection):
     tmp, _ = problem

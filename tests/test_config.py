@@ -50,7 +50,7 @@ def test_registries_hold_exactly_the_shipped_classes():
     assert set(OPERATORS) == {"gaussian_cs", "structured_cs", "downsample", "inpaint",
                               "block_cs"}
     assert set(PRIORS) == {"MLPVAE", "DCGANGenerator", "ConvVAE", "LinearGenerator", "SpatialVAE",
-                           "AutoencoderKLPrior"}
+                           "AutoencoderKLPrior", "SpatialGenerator"}
     assert set(CONDITIONAL_PRIORS) == {"ConditionalSR"}
     assert OPERATORS["gaussian_cs"] is GaussianCS and PRIORS["ConvVAE"] is ConvVAE
     assert CONDITIONAL_PRIORS["ConditionalSR"] is ConditionalSR

@@ -39,7 +39,8 @@ def test_csgm_halving_schedule_and_per_image_independence():
     G, A, y = _problem()
     R, k = 8, 5
     z_init = G.sample_latent(3 * R, generator=torch.Generator().manual_seed(5)).view(3, R, D)
-    kw = {"lam": 0.05, "restarts": R, "steps": 40, "lr": 0.05, "halving_every": k}
+    kw = {"lam": 0.05, "restarts": R, "steps": 40, "lr": 0.05, "halving_every": k,
+          "optimizer": "adam"}
     out = csgm(y, A, G, z_init=z_init, **kw)
     # 8 restarts -> 4 after 5 steps -> 2 after 10 -> 1 after 15; the survivor runs to the end
     assert sorted(out.n_steps[0].tolist()) == [5, 5, 5, 5, 10, 10, 15, 40]
@@ -49,8 +50,10 @@ def test_csgm_halving_schedule_and_per_image_independence():
         single = csgm(y[i:i + 1], A, G, z_init=z_init[i:i + 1], **kw)
         assert torch.equal(single.n_steps[0], out.n_steps[i])
         torch.testing.assert_close(single.z_hat[0], out.z_hat[i], rtol=1e-10, atol=1e-10)
+    off = csgm(y, A, G, z_init=z_init, **{**kw, "halving_every": 0})
+    assert off.n_steps.eq(40).all()  # 0 switches halving off
     with pytest.raises(ValueError, match="halving_every"):
-        csgm(y, A, G, restarts=2, steps=5, halving_every=0)
+        csgm(y, A, G, restarts=2, steps=5, halving_every=-1)
 
 
 def test_autocast_decode_runs_the_generator_low_and_the_data_term_in_float32():
@@ -71,7 +74,7 @@ def test_autocast_decode_runs_the_generator_low_and_the_data_term_in_float32():
 
 def test_csgm_with_bfloat16_autocast_is_close_to_float32():
     G, A, y = _problem(dtype=torch.float32, batch=2)
-    kw = {"lam": 0.05, "restarts": 2, "steps": 200, "lr": 0.05}
+    kw = {"lam": 0.05, "restarts": 2, "steps": 200, "lr": 0.05, "optimizer": "adam"}
     full = csgm(y, A, G, generator=torch.Generator().manual_seed(3), **kw)
     low = csgm(y, A, G, generator=torch.Generator().manual_seed(3), autocast=torch.bfloat16,
                **kw)

@@ -118,7 +118,7 @@ def _digits(args, prior, size: dict) -> tuple[torch.Tensor, dict[str, torch.Tens
     print(f"pinv + Lasso (pixel basis, alpha={ALPHA}): {time.perf_counter() - t0:.1f} s")
     if prior is not None:
         t0 = time.perf_counter()
-        results["csgm"] = csgm(y, A, prior, lam=LAM, restarts=size["restarts"],
+        results["csgm"] = csgm(y, A, prior, lam=LAM, restarts=size["restarts"], optimizer="adam",
                                steps=size["steps"], lr=LR, generator=make_generator(args.seed))
         print(f"CSGM ({args.prior}, lambda={LAM}, Adam lr {LR}, {size['restarts']} restarts x "
               f"{size['steps']} steps, all in one batch): {time.perf_counter() - t0:.1f} s")
@@ -153,7 +153,7 @@ def _faces(args, dcgan, affgan, size: dict
         t0 = time.perf_counter()
         results["cs_csgm"] = csgm(
             y, A, dcgan, lam=0.0, restarts=size["restarts"], steps=size["steps"], lr=FACE_LR,
-            select="loss", generator=make_generator(args.seed)).x_hat
+            optimizer="adam", select="loss", generator=make_generator(args.seed)).x_hat
         print(f"CSGM ({FACE_PRIOR}, Adam lr {FACE_LR}, {size['restarts']} restarts x "
               f"{size['steps']} steps): {time.perf_counter() - t0:.1f} s")
     D = Downsample(img, SR_FACTOR)

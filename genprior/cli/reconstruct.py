@@ -73,7 +73,7 @@ INIT_FROM = ("pinv", "tv")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from genprior.reconstruct.csgm import INITS
+    from genprior.reconstruct.csgm import INITS, OPTIMIZERS
     from genprior.reconstruct.methods import METHODS
     from genprior.reconstruct.tv import TV_DEFAULTS
 
@@ -100,8 +100,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--basis", default="pixel", choices=("pixel", "dct", "wavelet"),
                         help="Sparse-Gen sparsity basis")
     parser.add_argument("--restarts", type=int, default=10)
-    parser.add_argument("--steps", type=int, default=1000)
-    parser.add_argument("--lr", type=float, default=0.01)
+    parser.add_argument("--steps", type=int, default=None,
+                        help="optimiser steps (default: the optimizer's, lbfgs 200, adam 1000)")
+    parser.add_argument("--lr", type=float, default=None,
+                        help="learning rate (default: the optimizer's, adam 0.01; lbfgs: the "
+                        "first trial step of its line search, 1.0)")
+    parser.add_argument("--optimizer", default=None, choices=OPTIMIZERS,
+                        help="latent solver: lbfgs (batched, Armijo line search; csgm's "
+                        "default), adam (the CSGM reference's; sparse-gen's and adaptive's "
+                        "default), sgd or gauss-newton (Levenberg-Marquardt); sparse-gen: adam "
+                        "or sgd")
+    parser.add_argument("--halving-every", type=int, default=None,
+                        help="successive halving: every so many steps each image keeps the "
+                        "better half of its restarts (0: off; default: the optimizer's, lbfgs "
+                        "20, others off)")
+    parser.add_argument("--autocast", default=None, choices=("bf16",),
+                        help="run the generator in bfloat16 under torch.autocast, the data term "
+                        "in float32 (default: off)")
     parser.add_argument("--select", default="measurement", choices=("measurement", "loss"),
                         help="keep the restart with the lowest measurement error or objective")
     parser.add_argument("--early-stop-tol", type=float, default=None,
@@ -200,7 +215,9 @@ def _solve_shard(args, y, A, prior, info, device) -> tuple[torch.Tensor, torch.T
         z_init, init, x_init = _encoder_starts(z_init, y, A, prior, x_init), "random", None
     result = reconstruct(
         args.method, y, A, prior=prior, lam=args.lam, alpha=args.alpha, basis=args.basis,
-        restarts=args.restarts, steps=args.steps, lr=args.lr, select=args.select,
+        restarts=args.restarts, steps=args.steps, lr=args.lr, optimizer=args.optimizer,
+        halving_every=args.halving_every,
+        autocast=torch.bfloat16 if args.autocast == "bf16" else None, select=args.select,
         early_stop_tol=args.early_stop_tol, generator=generator, z_init=z_init, init=init,
         x_init=x_init, **method_options(args),
     )

@@ -96,8 +96,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="decreasing extra noise levels annealed through during burn-in "
                         "(Jalal et al. 2021); with --init random --precondition none, chains "
                         "settle in different modes, e.g. --anneal 30 10 3 1 0.3")
-    parser.add_argument("--steps", type=int, default=500, help="CSGM steps (restarts, init)")
-    parser.add_argument("--lr", type=float, default=0.05, help="CSGM learning rate")
+    parser.add_argument("--steps", type=int, default=500, help="CSGM (Adam) steps (restarts, init)")
+    parser.add_argument("--lr", type=float, default=0.05, help="CSGM Adam learning rate")
     parser.add_argument("--lam", type=float, default=0.0, help="CSGM latent penalty")
     parser.add_argument("--posterior", choices=POSTERIORS, default="auto",
                         help="'latent': samples on the generator's range; 'misfit': the misfit "
@@ -117,7 +117,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _options(args: argparse.Namespace) -> dict:
-    csgm_options = {"steps": args.steps, "lr": args.lr, "lam": args.lam}
+    csgm_options = {"steps": args.steps, "lr": args.lr, "lam": args.lam, "optimizer": "adam"}
     if args.method in ("ula", "mala"):
         opts = {"sigma": args.sigma, "burn_in": args.burn_in, "thin": args.thin,
                 "step_size": args.step_size, "init": args.init, "anneal": args.anneal,

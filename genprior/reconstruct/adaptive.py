@@ -279,7 +279,8 @@ def adaptive(
         bp_eps: :math:`\varepsilon` of the regularised back-projection.
         **options: stage 1: the keyword arguments of :func:`~genprior.reconstruct.csgm.csgm`
             (``lam`` is also stage 2's latent weight; ``loss_reduction`` its units; ``init``
-            and ``x_init`` choose stage 1's starts).
+            and ``x_init`` choose stage 1's starts), except that ``optimizer`` defaults to
+            ``"adam"``, the IAGAN paper's stage 1.
 
     Returns:
         :class:`AdaptiveResult`.
@@ -304,7 +305,7 @@ def adaptive(
                          f"got {back_projection!r}")
     check_latent_prior(prior)
     prior = fit_prior_to(prior, A)
-    stage1 = csgm(y, A, prior, **options)
+    stage1 = csgm(y, A, prior, **{"optimizer": "adam", **options})
     if noise_std is None:
         noise_std = getattr(A, "noise_std", None)
     ref = stage1.x_hat

@@ -38,6 +38,7 @@ from genprior.optim import (
     Halving,
     LatentProblem,
     LatentStep,
+    ProblemStep,
     SparseDeviation,
     WeightedL2,
     autocast_decode,
@@ -54,14 +55,26 @@ from genprior.reconstruct._problem import (
 )
 from genprior.reconstruct.result import CSGMResult, SparseGenResult
 
-__all__ = ["CSGM_DEFAULTS", "INITS", "LOSS_REDUCTIONS", "OPTIMIZERS", "SELECT", "CSGMOptions",
-           "csgm", "encoder_latent", "lipschitz_step", "solve_latent"]
+__all__ = ["CSGM_DEFAULTS", "INITS", "LOSS_REDUCTIONS", "OPTIMIZERS", "SELECT", "SOLVER_DEFAULTS",
+           "CSGMOptions", "csgm", "encoder_latent", "lipschitz_step", "resolve_solver",
+           "solve_latent"]
 
 SELECT = ("measurement", "loss")
 LOSS_REDUCTIONS = ("reference", "sum")
 #: values of ``init``: every start drawn from the latent prior, or the first restart of every
 #: image at the encoder mean of ``x_init``
 INITS = ("random", "encoder")
+#: what ``steps``, ``lr`` and ``halving_every`` left at ``None`` mean for each optimizer
+#: (``halving_every=0``: no halving); a step object given as ``optimizer`` gets ``"custom"``.
+#: L-BFGS's row is the fastest setting that matches Adam 1000 x 10's error in
+#: ``scripts/bench_solvers.py`` (docs/csgm.md, "Solvers").
+SOLVER_DEFAULTS: dict[str, dict[str, float | int]] = {
+    "lbfgs": {"steps": 200, "lr": 1.0, "halving_every": 20},
+    "adam": {"steps": 1000, "lr": 0.01, "halving_every": 0},
+    "sgd": {"steps": 1000, "lr": 0.01, "halving_every": 0},
+    "gauss-newton": {"steps": 20, "lr": 1.0, "halving_every": 0},
+    "custom": {"steps": 1000, "lr": 1.0, "halving_every": 0},
+}
 
 
 class CSGMOptions(TypedDict, total=False):
@@ -69,9 +82,9 @@ class CSGMOptions(TypedDict, total=False):
 
     lam: float
     restarts: int
-    steps: int
-    lr: float
-    optimizer: str | LatentStep
+    steps: int | None
+    lr: float | None
+    optimizer: str | LatentStep | ProblemStep
     select: str
     early_stop_tol: float | None
     patience: int
@@ -92,9 +105,9 @@ def _check_options(*, lam, restarts, steps, lr, optimizer, select, early_stop_to
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise ValueError(f"steps must be an int >= 1, got {steps!r}")
     check_positive(lr, "lr")
-    if not isinstance(optimizer, LatentStep) and optimizer not in OPTIMIZERS:
-        raise ValueError(f"optimizer must be one of {OPTIMIZERS} or a LatentStep, "
-                         f"got {optimizer!r}")
+    if not isinstance(optimizer, LatentStep | ProblemStep) and optimizer not in OPTIMIZERS:
+        raise ValueError(f"optimizer must be one of {OPTIMIZERS}, a LatentStep or a "
+                         f"ProblemStep, got {optimizer!r}")
     if select not in SELECT:
         raise ValueError(f"select must be one of {SELECT}, got {select!r}")
     if loss_reduction not in LOSS_REDUCTIONS:
@@ -105,9 +118,9 @@ def _check_options(*, lam, restarts, steps, lr, optimizer, select, early_stop_to
         raise ValueError(f"patience must be an int >= 1, got {patience!r}")
     if init not in INITS:
         raise ValueError(f"init must be one of {INITS}, got {init!r}")
-    if halving_every is not None and (isinstance(halving_every, bool)
-                                      or not isinstance(halving_every, int) or halving_every < 1):
-        raise ValueError(f"halving_every must be None or an int >= 1, got {halving_every!r}")
+    if isinstance(halving_every, bool) or not isinstance(halving_every, int) or halving_every < 0:
+        raise ValueError(f"halving_every must be None or an int >= 0 (0: off), "
+                         f"got {halving_every!r}")
     if autocast is not None and not (isinstance(autocast, torch.dtype)
                                      and autocast.is_floating_point):
         raise ValueError(f"autocast must be None or a floating dtype such as torch.bfloat16, "
@@ -236,9 +249,9 @@ def csgm(
     *,
     lam: float = 0.0,
     restarts: int = 10,
-    steps: int = 1000,
-    lr: float = 0.01,
-    optimizer: str | LatentStep = "adam",
+    steps: int | None = None,
+    lr: float | None = None,
+    optimizer: str | LatentStep | ProblemStep = "lbfgs",
     select: str = "measurement",
     early_stop_tol: float | None = None,
     patience: int = 50,
@@ -290,11 +303,19 @@ def csgm(
         prior: a :class:`genprior.priors.Prior` (``decode``, ``latent_shape``, ``img_shape``).
         lam: :math:`\lambda \ge 0`, in the units of ``loss_reduction``.
         restarts: random starts per image (``R``).
-        steps: optimiser steps (the maximum, with early stopping).
-        lr: learning rate.
-        optimizer: ``"adam"`` (``torch.optim.Adam``'s update with its default betas and eps,
-            one state per row), ``"sgd"`` (plain gradient steps), or any
-            :class:`~genprior.optim.LatentStep` (then ``lr`` is the step's own).
+        steps: optimiser steps (the maximum, with early stopping); ``None``: the optimizer's
+            default (:data:`SOLVER_DEFAULTS`: L-BFGS 200, Adam 1000).
+        lr: learning rate (L-BFGS: the first trial step of its line search); ``None``: the
+            optimizer's default (L-BFGS 1.0, Adam 0.01).
+        optimizer: ``"lbfgs"`` (the default: batched per-row L-BFGS with an Armijo line
+            search, :class:`~genprior.optim.LBFGS`), ``"adam"`` (``torch.optim.Adam``'s update
+            with its default betas and eps, one state per row; the CSGM reference's solver),
+            ``"sgd"`` (plain gradient steps), ``"gauss-newton"`` (Levenberg-Marquardt on the
+            latent, :class:`~genprior.optim.GaussNewton`; latents of at most 4096 entries), or
+            any :class:`~genprior.optim.LatentStep` / :class:`~genprior.optim.ProblemStep`
+            (then ``lr`` is the step's own). The default and its step budget are the fastest
+            setting that matched Adam 1000 x 10's error in ``scripts/bench_solvers.py``
+            (docs/csgm.md); pass ``optimizer="adam"`` for the reference's solver.
         select: keep per image the restart with the lowest ``"measurement"`` error
             :math:`\|A G(z) - y\|^2/m` or the lowest objective ``"loss"`` (the reference's
             ``BestKeeper`` criterion; the two agree when ``lam == 0``).
@@ -316,11 +337,11 @@ def csgm(
             (``torch.bfloat16``) in which the generator runs under ``torch.autocast``; its
             output is cast back, so the data term, the latent and the optimiser stay in the
             prior's dtype (:func:`~genprior.optim.autocast_decode`).
-        halving_every: ``None`` (every restart runs to the end) or ``k``: successive halving
-            (:class:`~genprior.optim.Halving`): every ``k`` steps each image keeps the better
-            half of its running restarts (lowest objective) and stops the others, so ``R``
-            restarts cost about ``2 k R`` gradient evaluations plus the survivor's remaining
-            steps instead of ``R * steps``.
+        halving_every: ``k >= 1``: successive halving (:class:`~genprior.optim.Halving`):
+            every ``k`` steps each image keeps the better half of its running restarts (lowest
+            objective) and stops the others, so ``R`` restarts cost about ``2 k R`` steps plus
+            the survivor's remaining ones instead of ``R * steps``; ``0``: every restart runs
+            to the end; ``None``: the optimizer's default (L-BFGS 20, the others 0).
 
     Returns:
         :class:`~genprior.reconstruct.result.CSGMResult`; its ``loss`` is :math:`f(\hat z)`,
@@ -360,9 +381,10 @@ def csgm(
     return solve_latent(y, A, prior, options)
 
 
-#: the defaults of :class:`CSGMOptions`, as in :func:`csgm`'s signature
+#: the defaults of :class:`CSGMOptions`, as in :func:`csgm`'s signature (``None``: the
+#: optimizer's own, :data:`SOLVER_DEFAULTS`)
 CSGM_DEFAULTS: CSGMOptions = {
-    "lam": 0.0, "restarts": 10, "steps": 1000, "lr": 0.01, "optimizer": "adam",
+    "lam": 0.0, "restarts": 10, "steps": None, "lr": None, "optimizer": "lbfgs",
     "select": "measurement", "early_stop_tol": None, "patience": 50, "generator": None,
     "z_init": None, "loss_reduction": "reference", "init": "random", "x_init": None,
     "autocast": None, "halving_every": None,
@@ -393,7 +415,7 @@ def solve_latent(y: Tensor, A, prior, options: CSGMOptions, *,
     if unknown:
         raise TypeError(f"unexpected keyword argument(s) {sorted(unknown)}; "
                         f"known: {sorted(CSGM_DEFAULTS)}")
-    opts = {**CSGM_DEFAULTS, **options}
+    opts = resolve_solver({**CSGM_DEFAULTS, **options})
     check_latent_prior(prior)
     _check_options(**{k: opts[k] for k in ("lam", "restarts", "steps", "lr", "optimizer",
                                             "select", "early_stop_tol", "patience",
@@ -418,7 +440,7 @@ def solve_latent(y: Tensor, A, prior, options: CSGMOptions, *,
     was_training = prior.training
     prior.eval()
     try:
-        halving = (None if opts["halving_every"] is None or restarts == 1
+        halving = (None if opts["halving_every"] == 0 or restarts == 1
                    else Halving(group=restarts, every=opts["halving_every"]))
         run = descend(problem, z0, make_step(opts["optimizer"], opts["lr"]),
                       steps=opts["steps"], early_stop_tol=opts["early_stop_tol"],
@@ -456,6 +478,26 @@ def solve_latent(y: Tensor, A, prior, options: CSGMOptions, *,
     if deviation is None:
         return CSGMResult(**fields)
     return SparseGenResult(**fields, nu_hat=nu[pick], x_gen=x_gen[pick])
+
+
+def resolve_solver(options: CSGMOptions) -> CSGMOptions:
+    """``options`` with ``steps``, ``lr`` and ``halving_every`` that are ``None`` replaced by the
+    optimizer's :data:`SOLVER_DEFAULTS` (a step object counts as ``"custom"``; an unknown name is
+    left for the option checks to refuse).
+
+    Example:
+        >>> resolve_solver({"optimizer": "adam", "steps": None, "lr": None,
+        ...                 "halving_every": None})
+        {'optimizer': 'adam', 'steps': 1000, 'lr': 0.01, 'halving_every': 0}
+        >>> resolve_solver({"optimizer": "lbfgs", "steps": 50, "lr": None,
+        ...                 "halving_every": 0})["lr"]
+        1.0
+    """
+    name = options.get("optimizer", CSGM_DEFAULTS["optimizer"])
+    name = "custom" if isinstance(name, LatentStep | ProblemStep) else name
+    defaults = SOLVER_DEFAULTS.get(name, SOLVER_DEFAULTS["custom"])
+    return {**options, **{k: defaults[k] for k in ("steps", "lr", "halving_every")
+                          if options.get(k) is None}}
 
 
 def lipschitz_step(A, img_size, *, scale: float, ref: Tensor,

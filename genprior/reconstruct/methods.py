@@ -32,8 +32,11 @@ def reconstruct(
     alpha: float = 0.1,
     basis: str = "pixel",
     restarts: int = 10,
-    steps: int = 1000,
-    lr: float = 0.01,
+    steps: int | None = None,
+    lr: float | None = None,
+    optimizer: str | None = None,
+    halving_every: int | None = None,
+    autocast: torch.dtype | None = None,
     select: str = "measurement",
     early_stop_tol: float | None = None,
     lasso_steps: int = 1000,
@@ -64,8 +67,16 @@ def reconstruct(
             Sparse-Gen's :math:`\lambda_\nu` (``sparse_gen_weight``).
         basis: Sparse-Gen's sparsity basis.
         restarts: CSGM / Sparse-Gen random restarts.
-        steps: CSGM / Sparse-Gen optimiser steps.
-        lr: CSGM / Sparse-Gen learning rate.
+        steps: CSGM / Sparse-Gen optimiser steps (``None``: the optimizer's default).
+        lr: CSGM / Sparse-Gen learning rate (L-BFGS: the first trial step; ``None``: the
+            optimizer's default).
+        optimizer: CSGM / adaptive stage 1: ``"lbfgs"``, ``"adam"``, ``"sgd"`` or
+            ``"gauss-newton"`` (Sparse-Gen: ``"adam"`` or ``"sgd"``); ``None``: the method's
+            default (CSGM L-BFGS, Sparse-Gen and adaptive Adam).
+        halving_every: CSGM / Sparse-Gen / adaptive stage 1: successive halving of the
+            restarts every so many steps (``0``: off; ``None``: the optimizer's default).
+        autocast: CSGM / Sparse-Gen / adaptive stage 1: run the generator under
+            ``torch.autocast`` in this dtype (``None``: off).
         select: restart selection rule.
         early_stop_tol: CSGM / Sparse-Gen early stopping (``None``: off).
         lasso_steps: maximum FISTA iterations.
@@ -91,9 +102,12 @@ def reconstruct(
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     if method in PRIOR_METHODS and prior is None:
         raise ValueError(f"method {method!r} needs a prior")
-    common = {"restarts": restarts, "steps": steps, "lr": lr, "select": select,
+    common = {"restarts": restarts, "steps": steps, "lr": lr,
+              "halving_every": halving_every, "autocast": autocast, "select": select,
               "early_stop_tol": early_stop_tol, "generator": generator, "z_init": z_init,
               "init": init, "x_init": x_init}
+    if optimizer is not None:
+        common["optimizer"] = optimizer
     if method == "csgm":
         return csgm(y, A, prior, lam=lam, **common)
     if method == "adaptive":

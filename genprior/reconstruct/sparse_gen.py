@@ -52,7 +52,9 @@ def sparse_gen(
     arguments (:class:`~genprior.reconstruct.csgm.CSGMOptions`: ``lam``, ``restarts``,
     ``steps``, ``lr``, ``optimizer``, ``select``, ``early_stop_tol``, ``patience``,
     ``generator``, ``z_init``, ``loss_reduction``, ``init``, ``x_init``, with the same defaults)
-    it takes; ``lr`` and ``optimizer`` act on :math:`z` (the step on :math:`\nu` is always
+    it takes, except that ``optimizer`` defaults to ``"adam"`` (Adam or SGD: the steps on
+    :math:`z` and :math:`\nu` are taken together, which L-BFGS and Gauss-Newton do not do);
+    ``lr`` and ``optimizer`` act on :math:`z` (the step on :math:`\nu` is always
     :math:`1/L`), every restart starts with :math:`\nu = 0`, and ``generator`` also seeds the
     power iteration estimating :math:`L`. As there, a prior with ``resized`` is fitted to the
     operator's image size. In addition:
@@ -85,4 +87,5 @@ def sparse_gen(
         torch.Size([1, 1, 4, 4])
     """
     check_positive(lam_nu, "lam_nu", allow_zero=True)
+    options = {"optimizer": "adam", **options}
     return solve_latent(y, A, prior, options, lam_nu=lam_nu, basis=get_basis(basis))

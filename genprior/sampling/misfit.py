@@ -210,11 +210,11 @@ def fit_misfit(
         min_variance: floor of the fitted variance(s) (> 0).
         batch_size: images per :func:`~genprior.reconstruct.csgm.csgm` call (all at once when
             ``None``; every call holds ``batch_size * restarts`` latents).
-        steps, lr, restarts, lam: options of :func:`~genprior.reconstruct.csgm.csgm`
-            (``lam`` in its reference units; 0 = maximum likelihood of :math:`z` too).
+        steps, lr, restarts, lam: options of :func:`~genprior.reconstruct.csgm.csgm`, solved
+            with Adam (``lam`` in its reference units; 0 = maximum likelihood of :math:`z` too).
         generator: source of the folds and of the random restarts.
         csgm_options: further keyword arguments of :func:`~genprior.reconstruct.csgm.csgm`
-            (e.g. ``optimizer``).
+            (e.g. ``optimizer="lbfgs"`` with its own ``lr``).
 
     Returns:
         :class:`MisfitCovariance` whose :attr:`~MisfitCovariance.info` records how it was fitted.
@@ -252,7 +252,7 @@ def fit_misfit(
         raise ValueError(f"batch_size must be None or an int >= 1, got {batch_size!r}")
     ref = _reference_tensor(prior)
     x = x.detach().to(device=ref.device, dtype=ref.dtype)
-    options = {"steps": steps, "lr": lr, "restarts": restarts, "lam": lam,
+    options = {"steps": steps, "lr": lr, "restarts": restarts, "lam": lam, "optimizer": "adam",
                **(csgm_options or {})}
     if folds == 1:
         held_out = [torch.ones(h, w, dtype=torch.bool)]
