@@ -88,7 +88,7 @@ def main(argv=None) -> int:
         w.writerows(rows)
     where = torch.cuda.get_device_name() if device.type == "cuda" else \
         f"CPU, {torch.get_num_threads()} thread(s)"
-    lines = [f"# {args.model} throughput, {where}", "",
+    lines = [f"**{args.model} throughput**, {where}.", "",
              "| variant | B | seconds | images / s | max relative residual |",
              "|---|---|---|---|---|"]
     lines += [f"| {r['variant']} | {r['batch']} | {r['seconds']:.4f} | "

@@ -11,6 +11,15 @@ added to real and fake images before the discriminator, annealed linearly to 0 o
 Sønderby et al. 2017) and spectral normalisation of the discriminator (``--spectral-norm``;
 Miyato et al. 2018). See ``docs/training.md`` for the choice made for the shipped faces prior.
 
+Limited-data options, all off by default: DiffAugment of every image D sees, real and fake, in
+both steps (``--diffaugment color,translation,cutout``; Zhao et al. 2020;
+:mod:`~genprior.training.augment`), the hinge loss instead of the non-saturating one
+(``--loss hinge``; Lim & Ye 2017, Miyato et al. 2018) and the R1 penalty
+:math:`\frac{\gamma}{2} \mathbb E \|\nabla_x D(x)\|^2` on real images (``--r1-gamma``,
+applied every ``--r1-every`` steps with weight multiplied by that interval; Mescheder et al. 2018,
+lazy as in StyleGAN2). Their randomness comes from the run's checkpointed noise generator, so
+``--resume`` stays exact.
+
 Example:
     genprior train gan --arch dcgan --data ../shared/data/celeba --train-range 1:8000 \
         --img-size 64 --crop 54 --ngf 32 --ndf 32 --out runs/celeba-dcgan
@@ -18,6 +27,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -30,8 +40,12 @@ from genprior.training.adversarial import (
     add_instance_noise,
     discriminator_loss,
     generator_loss,
+    hinge_discriminator_loss,
+    hinge_generator_loss,
     instance_noise_std,
+    r1_penalty,
 )
+from genprior.training.augment import diff_augment, parse_policy
 from genprior.training.config import (
     TrainConfig,
     check_at_least,
@@ -42,7 +56,7 @@ from genprior.training.ema import EMA
 from genprior.training.loop import TrainState
 from genprior.training.run import TrainingRun, TrainResult
 
-HELP = "train a DCGAN prior (non-saturating loss, generator EMA)"
+HELP = "train a DCGAN prior (non-saturating or hinge loss, generator EMA)"
 
 __all__ = ["HELP", "GANTrainConfig", "add_arguments", "build_gan", "discriminator_loss",
            "generator_loss", "main", "train_gan"]
@@ -56,7 +70,10 @@ class GANTrainConfig(TrainConfig):
 
     Raises:
         ValueError: ``label_smoothing`` outside (0, 1], ``ema_decay`` outside [0, 1), negative
-            or non-finite ``instance_noise`` (and the checks of :class:`TrainConfig`).
+            or non-finite ``instance_noise`` or ``r1_gamma``, ``r1_every`` not positive, an
+            unknown ``diffaugment`` policy (named), ``label_smoothing`` set to anything but its
+            default or 1.0 with ``loss="hinge"`` (the hinge loss has no targets), and the checks
+            of :class:`TrainConfig`.
 
     Example:
         >>> cfg = GANTrainConfig(data="data/celeba", out="runs/dcgan", train_range="1:8000",
@@ -85,6 +102,17 @@ class GANTrainConfig(TrainConfig):
         "epoch)"))
     spectral_norm: bool = field(default=False, metadata=flag(
         "spectral normalisation in D (and no BatchNorm)"))
+    loss: Literal["ns", "hinge"] = field(default="ns", metadata=flag(
+        "ns: non-saturating loss (with --label-smoothing); hinge: D minimises "
+        "mean relu(1 - D(x)) + mean relu(1 + D(G(z))), G minimises -mean D(G(z))"))
+    diffaugment: str = field(default="", metadata=flag(
+        "DiffAugment policies applied to real and fake images before D (both steps), "
+        "comma-separated from color, translation, cutout; empty: off", metavar="POLICIES"))
+    r1_gamma: float = field(default=0.0, metadata=flag(
+        "R1 penalty weight gamma: D's loss gets gamma/2 E||grad_x D(x)||^2 on the real images "
+        "as D sees them (0: off; not under torchrun)"))
+    r1_every: int = field(default=1, metadata=flag(
+        "apply R1 every N steps, its weight multiplied by N (lazy regularisation)"))
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -93,7 +121,16 @@ class GANTrainConfig(TrainConfig):
             raise ValueError(f"--label-smoothing must be in (0, 1], got {self.label_smoothing}")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"--ema-decay must be in [0, 1), got {self.ema_decay}")
-        check_at_least(self, 0, "instance_noise", "instance_noise_steps")
+        check_at_least(self, 0, "instance_noise", "instance_noise_steps", "r1_gamma")
+        check_positive_flags(self, "r1_every")
+        try:
+            parse_policy(self.diffaugment)
+        except ValueError as e:
+            raise ValueError(f"--diffaugment: {e}") from None
+        default = GANTrainConfig.__dataclass_fields__["label_smoothing"].default
+        if self.loss == "hinge" and self.label_smoothing not in (default, 1.0):
+            raise ValueError(f"--label-smoothing {self.label_smoothing} applies to --loss ns "
+                             f"only (the hinge loss has no targets); leave it at its default")
 
 
 def build_gan(config: GANTrainConfig, img_shape: tuple[int, int, int]):
@@ -124,10 +161,17 @@ def build_gan(config: GANTrainConfig, img_shape: tuple[int, int, int]):
 
 
 def train_gan(config: GANTrainConfig) -> TrainResult:
-    """Train a GAN (non-saturating loss, generator EMA), as ``genprior train gan`` does.
+    r"""Train a GAN (non-saturating or hinge loss, generator EMA), as ``genprior train gan``
+    does.
 
     ``out/final`` holds the EMA generator, ``out/final-raw`` the raw one; besides the errors of
-    :class:`TrainingRun`, non-square images are refused for ``arch="dcgan"``.
+    :class:`TrainingRun`, non-square images are refused for ``arch="dcgan"``, and ``r1_gamma``
+    under ``torchrun`` (DDP does not support the double backward of R1).
+
+    ``log.csv`` has the columns ``loss_d`` (without R1), ``loss_g``, ``d_real``, ``d_fake`` (mean
+    sigmoid of D's logits) and ``sigma`` (instance noise), plus ``r1`` (the unweighted
+    :math:`\mathbb E\|\nabla_x D(x)\|^2`, 0 on the steps that lazy regularisation skips) when
+    ``r1_gamma > 0``.
 
     Returns:
         ``model``: the EMA generator of ``out/final``.
@@ -143,8 +187,20 @@ def train_gan(config: GANTrainConfig) -> TrainResult:
         z_fixed = G.sample_latent(64, generator=make_generator(config.seed))
         run.make_loader(x)
         anneal = config.instance_noise_steps or config.epochs * run.steps_per_epoch
+        policy = parse_policy(config.diffaugment)
+        r1_weight = config.r1_gamma / 2 * config.r1_every
+        if r1_weight and run.ctx.dist.distributed:
+            raise ValueError("--r1-gamma is not supported under torchrun: DDP does not support "
+                             "the double backward of the R1 penalty; train in one process")
+        if config.loss == "hinge":
+            d_loss, g_loss = hinge_discriminator_loss, hinge_generator_loss
+        else:
+            d_loss = functools.partial(discriminator_loss, real_target=config.label_smoothing)
+            g_loss = generator_loss
 
-        def noisy(x: Tensor, sigma: float) -> Tensor:
+        def seen(x: Tensor, sigma: float) -> Tensor:
+            """``x`` as D sees it: augmented (fresh draws per call), then instance noise."""
+            x = diff_augment(x, policy, generator=noise)
             return add_instance_noise(x, sigma, generator=noise)
 
         def step(x: Tensor, state: TrainState) -> dict[str, float]:
@@ -156,37 +212,60 @@ def train_gan(config: GANTrainConfig) -> TrainResult:
                       dtype=x.dtype)
             with precision.autocast():
                 fake = G_train(z)
-                real_logits = D_train(noisy(x, sigma))
-                fake_logits = D_train(noisy(fake.detach(), sigma))
-                loss_d = discriminator_loss(real_logits, fake_logits,
-                                            real_target=config.label_smoothing)
-            precision.step(loss_d, opt_d)
+                real_in = seen(x, sigma)
+                real_logits = D_train(real_in)
+                fake_logits = D_train(seen(fake.detach(), sigma))
+                loss_d = d_loss(real_logits, fake_logits)
+            r1 = None
+            if r1_weight and state.step % config.r1_every == 0:
+                r1 = r1_penalty(D, real_in)  # in fp32, outside autocast
+            precision.step(loss_d if r1 is None else loss_d + r1_weight * r1, opt_d)
             with precision.autocast():
-                loss_g = generator_loss(D_train(noisy(fake, sigma)))
+                loss_g = g_loss(D_train(seen(fake, sigma)))
             precision.step(loss_g, opt_g)
             ema.update(G)
-            return {"loss_d": float(loss_d.detach()), "loss_g": float(loss_g.detach()),
+            logs = {"loss_d": float(loss_d.detach()), "loss_g": float(loss_g.detach()),
                     "d_real": float(torch.sigmoid(real_logits.detach().float()).mean()),
                     "d_fake": float(torch.sigmoid(fake_logits.detach().float()).mean()),
                     "sigma": sigma}
+            if r1_weight:
+                logs["r1"] = 0.0 if r1 is None else float(r1.detach())
+            return logs
 
         @torch.no_grad()
         def sample() -> Tensor:
             return ema.module.eval().decode(z_fixed)
 
+        # the limited-data options enter the checkpoint's config and config.json only when on,
+        # so that runs without them keep their records (and resume old checkpoints)
+        recipe = _recipe_record(config, policy)
+        label_smoothing = config.label_smoothing if config.loss == "ns" else None
         state = run.fit(step, modules={"G": G, "D": D, "G_ema": ema.module},
                         optimizers={"G": opt_g, "D": opt_d},
                         config={"kind": "gan", "arch": config.arch, "generator": G.config,
                                 "discriminator": D.config, "ema_decay": config.ema_decay,
-                                "label_smoothing": config.label_smoothing,
+                                "label_smoothing": label_smoothing,
                                 "instance_noise": config.instance_noise,
-                                "instance_noise_steps": anneal},
-                        loss_names=["loss_d", "loss_g", "d_real", "d_fake", "sigma"],
+                                "instance_noise_steps": anneal, **recipe},
+                        loss_names=["loss_d", "loss_g", "d_real", "d_fake", "sigma",
+                                    *(["r1"] if r1_weight else [])],
                         sample_fn=sample)
         return run.save(state, {"final": ema.module, "final-raw": G}, what=" (EMA generator)",
-                        ema_decay=config.ema_decay, label_smoothing=config.label_smoothing,
+                        ema_decay=config.ema_decay, label_smoothing=label_smoothing,
                         instance_noise=config.instance_noise,
-                        spectral_norm=config.spectral_norm, ndf=config.ndf)
+                        spectral_norm=config.spectral_norm, ndf=config.ndf, **recipe)
+
+
+def _recipe_record(config: GANTrainConfig, policy: tuple[str, ...]) -> dict[str, object]:
+    """The limited-data settings that differ from their defaults, for the run's records."""
+    out: dict[str, object] = {}
+    if config.loss != "ns":
+        out["loss"] = config.loss
+    if policy:
+        out["diffaugment"] = ",".join(policy)
+    if config.r1_gamma:
+        out["r1_gamma"], out["r1_every"] = config.r1_gamma, config.r1_every
+    return out
 
 
 add_arguments, main = deprecated_entry_points(GANTrainConfig, train_gan, __name__)
