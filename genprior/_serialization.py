@@ -21,6 +21,7 @@ from safetensors.torch import load_file, save_file
 
 __all__ = [
     "CONFIG_NAME",
+    "MISFIT_NAME",
     "WEIGHTS_NAME",
     "atomic_write_bytes",
     "load_config",
@@ -32,6 +33,8 @@ __all__ = [
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
+#: the fitted model-misfit covariance a prior folder may hold (:mod:`genprior.sampling.misfit`)
+MISFIT_NAME = "misfit.safetensors"
 
 
 def _umask_mode() -> int:

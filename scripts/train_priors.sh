@@ -2,14 +2,14 @@
 # Train the shipped priors and copy their final weights into pretrained/<name>/.
 #
 # Usage: scripts/train_priors.sh NAME [DATA_ROOT] [RUNS_DIR]
-#   NAME: mnist-vae | celeba-dcgan | celeba-vae | natural-vae | natural-gan
+#   NAME: mnist-vae | celeba-dcgan | celeba-vae | natural-vae | natural-gan | celeba-dcgan-da
 #   DATA_ROOT: default ../shared/data ; RUNS_DIR: default /work/runs (logs, checkpoints)
 # Re-running the same NAME resumes from RUNS_DIR/NAME/checkpoint.safetensors when present.
 # Each job uses one CPU thread (--threads 1) so that two jobs share a 2-core machine.
 set -euo pipefail
 # Everything sits in main() so that bash has parsed the whole script before training starts.
 main() {
-NAME=${1:?usage: scripts/train_priors.sh mnist-vae|celeba-dcgan|celeba-vae|natural-vae|natural-gan [DATA_ROOT] [RUNS_DIR]}
+NAME=${1:?usage: scripts/train_priors.sh mnist-vae|celeba-dcgan|celeba-vae|natural-vae|natural-gan|celeba-dcgan-da [DATA_ROOT] [RUNS_DIR]}
 DATA=${2:-../shared/data}
 RUNS=${3:-/work/runs}
 RUN="$RUNS/$NAME"
@@ -65,6 +65,17 @@ case "$NAME" in
     genprior train gan --arch spatial --data "$PATCHES" --out "$RUN" --epochs 30 --batch-size 32 \
       --lr 2e-4 --nz 4 --ngf 16 --ndf 32 --spectral-norm --seed 0 --threads 1 --ckpt-every 250 \
       --sample-every 500 --max-minutes "${NATURAL_MINUTES:-85}" "${RESUME[@]}"
+    ;;
+  celeba-dcgan-da)
+    # Issue #17's limited-data recipe on the celeba-dcgan architecture (DCGANGenerator, so it
+    # loads like the shipped one): spectrally normalised D, hinge loss, DiffAugment
+    # color+translation+cutout on D's inputs, lazy R1 (gamma 0.1 every 4 steps), G EMA 0.999;
+    # same split as celeba-dcgan. Wall-time budget FACE_MINUTES per call (default 150); resumes.
+    genprior train gan --arch dcgan --data "$DATA/celeba" --train-range 1:8000 --img-size 64 --crop 54 \
+      --out "$RUN" --nz 100 --ngf 32 --ndf 32 --epochs 400 --batch-size 64 --lr 2e-4 \
+      --spectral-norm --loss hinge --label-smoothing 1.0 --diffaugment color,translation,cutout \
+      --r1-gamma 0.1 --r1-every 4 --ema-decay 0.999 --seed 0 --threads 1 --ckpt-every 250 \
+      --sample-every 500 --max-minutes "${FACE_MINUTES:-150}" "${RESUME[@]}"
     ;;
   *) echo "unknown prior $NAME" >&2; exit 2 ;;
 esac

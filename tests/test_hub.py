@@ -127,7 +127,7 @@ def test_hf_hub_offline_is_read_at_each_call(monkeypatch, tmp_path, env, local_o
     assert repo_id == "owner/repo" and kwargs["revision"] == "v1"
     assert kwargs["local_files_only"] is local_only
     assert kwargs["cache_dir"] == tmp_path / "cache"
-    assert {"config.json", "model.safetensors"} <= set(kwargs["allow_patterns"])
+    assert {"config.json", "model.safetensors", "misfit.safetensors"} <= set(kwargs["allow_patterns"])
 
 
 def test_hub_cache_dir_defaults_to_huggingface_hub(tmp_path):

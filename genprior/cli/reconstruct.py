@@ -101,7 +101,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="Sparse-Gen sparsity basis")
     parser.add_argument("--restarts", type=int, default=10)
     parser.add_argument("--steps", type=int, default=None,
-                        help="optimiser steps (default: the optimizer's, lbfgs 200, adam 1000)")
+                        help="optimiser steps (default: the optimizer's, lbfgs 300, adam 1000)")
     parser.add_argument("--lr", type=float, default=None,
                         help="learning rate (default: the optimizer's, adam 0.01; lbfgs: the "
                         "first trial step of its line search, 1.0)")
@@ -113,7 +113,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--halving-every", type=int, default=None,
                         help="successive halving: every so many steps each image keeps the "
                         "better half of its restarts (0: off; default: the optimizer's, lbfgs "
-                        "20, others off)")
+                        "30, others off)")
     parser.add_argument("--autocast", default=None, choices=("bf16",),
                         help="run the generator in bfloat16 under torch.autocast, the data term "
                         "in float32 (default: off)")

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from genprior._serialization import CONFIG_NAME, WEIGHTS_NAME, load_config
+from genprior._serialization import CONFIG_NAME, MISFIT_NAME, WEIGHTS_NAME, load_config
 from genprior.priors.base import PRIORS, Prior
 from genprior.priors.conditional_base import CONDITIONAL_PRIORS, ConditionalPrior
 
@@ -34,8 +34,8 @@ __all__ = [
 
 #: prefix of a Hugging Face Hub prior name: ``"hf://owner/repo[@revision]"``
 HUB_PREFIX = "hf://"
-#: files fetched from a hub repository (the model card is optional)
-_HUB_FILES = (CONFIG_NAME, WEIGHTS_NAME, "MODEL_CARD.md", "README.md")
+#: files fetched from a hub repository (the model card and the misfit covariance are optional)
+_HUB_FILES = (CONFIG_NAME, WEIGHTS_NAME, MISFIT_NAME, "MODEL_CARD.md", "README.md")
 _TRUE = {"1", "on", "yes", "true"}
 
 

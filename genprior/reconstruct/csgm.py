@@ -66,10 +66,10 @@ LOSS_REDUCTIONS = ("reference", "sum")
 INITS = ("random", "encoder")
 #: what ``steps``, ``lr`` and ``halving_every`` left at ``None`` mean for each optimizer
 #: (``halving_every=0``: no halving); a step object given as ``optimizer`` gets ``"custom"``.
-#: L-BFGS's row is the fastest setting that matches Adam 1000 x 10's error in
-#: ``scripts/bench_solvers.py`` (docs/csgm.md, "Solvers").
+#: L-BFGS's row is the fastest setting that matches Adam 1000 x 10's error on both problems of
+#: ``scripts/bench_solvers.py`` (MNIST VAE and CelebA DCGAN; docs/csgm.md, "Solvers").
 SOLVER_DEFAULTS: dict[str, dict[str, float | int]] = {
-    "lbfgs": {"steps": 200, "lr": 1.0, "halving_every": 20},
+    "lbfgs": {"steps": 300, "lr": 1.0, "halving_every": 30},
     "adam": {"steps": 1000, "lr": 0.01, "halving_every": 0},
     "sgd": {"steps": 1000, "lr": 0.01, "halving_every": 0},
     "gauss-newton": {"steps": 20, "lr": 1.0, "halving_every": 0},
@@ -304,7 +304,7 @@ def csgm(
         lam: :math:`\lambda \ge 0`, in the units of ``loss_reduction``.
         restarts: random starts per image (``R``).
         steps: optimiser steps (the maximum, with early stopping); ``None``: the optimizer's
-            default (:data:`SOLVER_DEFAULTS`: L-BFGS 200, Adam 1000).
+            default (:data:`SOLVER_DEFAULTS`: L-BFGS 300, Adam 1000).
         lr: learning rate (L-BFGS: the first trial step of its line search); ``None``: the
             optimizer's default (L-BFGS 1.0, Adam 0.01).
         optimizer: ``"lbfgs"`` (the default: batched per-row L-BFGS with an Armijo line
@@ -341,7 +341,7 @@ def csgm(
             every ``k`` steps each image keeps the better half of its running restarts (lowest
             objective) and stops the others, so ``R`` restarts cost about ``2 k R`` steps plus
             the survivor's remaining ones instead of ``R * steps``; ``0``: every restart runs
-            to the end; ``None``: the optimizer's default (L-BFGS 20, the others 0).
+            to the end; ``None``: the optimizer's default (L-BFGS 30, the others 0).
 
     Returns:
         :class:`~genprior.reconstruct.result.CSGMResult`; its ``loss`` is :math:`f(\hat z)`,

@@ -26,7 +26,7 @@ from torch import Tensor
 
 from genprior._checks import check_finite, check_positive, check_shape
 from genprior._random import rand
-from genprior._serialization import load_tensors, save_tensors
+from genprior._serialization import MISFIT_NAME, load_tensors, save_tensors
 from genprior.operators import Inpaint
 from genprior.priors.base import _reference_tensor
 from genprior.reconstruct._problem import check_latent_prior
@@ -35,7 +35,6 @@ from genprior.reconstruct.csgm import csgm
 __all__ = ["MISFIT_NAME", "MisfitCovariance", "fit_misfit"]
 
 #: the file name of a misfit in a prior's folder
-MISFIT_NAME = "misfit.safetensors"
 _META_KEY = "genprior_misfit"
 
 
