@@ -195,7 +195,7 @@ def throughput(args: argparse.Namespace) -> list[dict]:
     """Images per second of every ``--only`` setting at the batch sizes ``--throughput`` (the
     test images tiled to ``B``; one untimed warm-up call per setting)."""
     spec = PROBLEMS[args.problem]
-    prior, x, A, y = load(args)
+    prior, _, A, y = load(args)
     named = [s for s in settings(args.problem, spec["lr"], callable(getattr(prior, "encode",
                                                                             None)))
              if s["name"] in args.only]
@@ -217,8 +217,8 @@ def throughput(args: argparse.Namespace) -> list[dict]:
         w.writerows(rows)
     name = (torch.cuda.get_device_name() if args.device.startswith("cuda")
             else f"CPU, {torch.get_num_threads()} thread(s)")
-    lines = [f"**CSGM throughput on {args.problem}**, {name}, autocast "
-             f"{args.autocast or 'none'}.",
+    lines = [(f"**CSGM throughput on {args.problem}**, {name}, autocast "
+              f"{args.autocast or 'none'}."),
              "", "| setting | B | seconds | images / s |", "|---|---|---|---|"]
     lines += [f"| {r['setting']} | {r['batch']} | {r['seconds']:.3f} | {r['images_per_s']:.1f} |"
               for r in rows]
@@ -237,8 +237,8 @@ def write(rows: list[dict], args: argparse.Namespace) -> None:
     spec = PROBLEMS[args.problem]
     n = args.n_images or spec["n_images"]
     deep = "deepinv_ratio" in rows[0]
-    lines = [f"**Latent solvers on {args.problem}**: {spec['prior']}, m = {spec['m']}, noise "
-             f"{spec['noise']}, lambda = {spec['lam']}, {n} images.", "",
+    lines = [(f"**Latent solvers on {args.problem}**: {spec['prior']}, m = {spec['m']}, "
+              f"noise {spec['noise']}, lambda = {spec['lam']}, {n} images."), "",
              f"Command: `python scripts/bench_solvers.py --problem {args.problem} --out "
              f"{args.out} --threads {args.threads}" +
              (f" --deepinv-images {args.deepinv_images}" if args.deepinv_images else "") + "`",
@@ -266,8 +266,8 @@ def write(rows: list[dict], args: argparse.Namespace) -> None:
                   f"({best['speedup']:.1f}x faster, {best['evaluations_ratio']:.1f}x fewer "
                   f"evaluations" + (f", {best['deepinv_ratio']:.1f}x deepinv's throughput"
                                     if deep else "") + ").",
-                  f"Fewest evaluations among matching settings: **{fewest['setting']}** "
-                  f"({fewest['evaluations_ratio']:.1f}x fewer)."]
+                  (f"Fewest evaluations among matching settings: **{fewest['setting']}** "
+                   f"({fewest['evaluations_ratio']:.1f}x fewer).")]
     else:
         lines += ["", "No setting matches the reference's error."]
     Path(f"{stem}.md").write_text("\n".join(lines) + "\n")

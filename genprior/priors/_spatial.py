@@ -14,7 +14,8 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
-__all__ = ["ResBlock", "SpatialSizeMixin", "group_norm", "spatial_decoder", "spatial_widths"]
+__all__ = ["ResBlock", "SpatialSizeMixin", "check_spatial_args", "group_norm", "spatial_decoder",
+           "spatial_widths"]
 
 
 def group_norm(channels: int) -> nn.GroupNorm:
@@ -36,6 +37,19 @@ class ResBlock(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return x + self.body(x)
+
+
+def check_spatial_args(img_shape: Sequence[int], latent_channels: int, base_channels: int,
+                       n_down: int) -> None:
+    """Refuse an ``img_shape`` that is not ``(C, H, W)`` and sizes below 1.
+
+    Raises:
+        ValueError: naming the bad argument(s).
+    """
+    if len(img_shape) != 3 or min(img_shape) < 1:
+        raise ValueError(f"img_shape must be (C, H, W), got {tuple(img_shape)}")
+    if n_down < 1 or latent_channels < 1 or base_channels < 1:
+        raise ValueError("latent_channels, base_channels and n_down must be >= 1")
 
 
 def spatial_widths(base_channels: int, n_down: int) -> list[int]:

@@ -24,7 +24,12 @@ from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
 
 from genprior._checks import check_shape
 from genprior._config import ConfigMixin
-from genprior.priors._spatial import SpatialSizeMixin, spatial_decoder, spatial_widths
+from genprior.priors._spatial import (
+    SpatialSizeMixin,
+    check_spatial_args,
+    spatial_decoder,
+    spatial_widths,
+)
 from genprior.priors.base import Prior, register_prior
 
 __all__ = ["PatchDiscriminator", "SpatialGenerator"]
@@ -55,10 +60,7 @@ class SpatialGenerator(SpatialSizeMixin, Prior):
 
     def __init__(self, img_shape: Sequence[int] = (1, 48, 48), latent_channels: int = 4,
                  base_channels: int = 16, n_down: int = 2) -> None:
-        if len(img_shape) != 3 or min(img_shape) < 1:
-            raise ValueError(f"img_shape must be (C, H, W), got {tuple(img_shape)}")
-        if n_down < 1 or latent_channels < 1 or base_channels < 1:
-            raise ValueError("latent_channels, base_channels and n_down must be >= 1")
+        check_spatial_args(img_shape, latent_channels, base_channels, n_down)
         super().__init__()
         self.factor = 2 ** int(n_down)
         widths = spatial_widths(base_channels, n_down)

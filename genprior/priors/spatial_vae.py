@@ -26,6 +26,7 @@ from genprior._checks import check_shape
 from genprior.priors._spatial import (
     ResBlock,
     SpatialSizeMixin,
+    check_spatial_args,
     group_norm,
     spatial_decoder,
     spatial_widths,
@@ -69,10 +70,7 @@ class SpatialVAE(SpatialSizeMixin, VAEPrior):
 
     def __init__(self, img_shape: Sequence[int] = (1, 64, 64), latent_channels: int = 4,
                  base_channels: int = 32, n_down: int = 2) -> None:
-        if len(img_shape) != 3 or min(img_shape) < 1:
-            raise ValueError(f"img_shape must be (C, H, W), got {tuple(img_shape)}")
-        if n_down < 1 or latent_channels < 1 or base_channels < 1:
-            raise ValueError("latent_channels, base_channels and n_down must be >= 1")
+        check_spatial_args(img_shape, latent_channels, base_channels, n_down)
         super().__init__()
         c = int(img_shape[0])
         self.factor = 2 ** int(n_down)
