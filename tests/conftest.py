@@ -1,5 +1,9 @@
-"""Shared fixtures: devices, dtypes, seeded generators."""
+"""Shared fixtures: devices, dtypes, seeded generators, latent draws, synthetic npz patches."""
 
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
 import pytest
 import torch
 
@@ -16,3 +20,28 @@ def device(request) -> torch.device:
 @pytest.fixture
 def generator() -> torch.Generator:
     return torch.Generator().manual_seed(0)
+
+
+@pytest.fixture
+def draw_latent() -> Callable[..., torch.Tensor]:
+    """``draw_latent(prior, b=2, seed=0)``: ``b`` float64 N(0, I) latents of ``prior``'s shape."""
+    def draw(prior, b: int = 2, seed: int = 0) -> torch.Tensor:
+        g = torch.Generator().manual_seed(seed)
+        return torch.randn(b, *prior.latent_shape, generator=g, dtype=torch.float64)
+    return draw
+
+
+@pytest.fixture
+def ramp_patches(tmp_path: Path) -> Callable[[int], Path]:
+    """``ramp_patches(size)``: a folder holding ``part0.npz`` with 32 grey ``size x size`` uint8
+    patches (a horizontal ramp rolled by 0..31 pixels, plus N(0, 4) noise), the npz layout of
+    scripts/make_patches.py."""
+    def make(size: int) -> Path:
+        g = np.random.default_rng(0)
+        ramp = np.linspace(0, 255, size)[None, :] * np.ones((size, 1))
+        x = np.stack([np.roll(ramp, k, axis=1) for k in range(32)]) + g.normal(0, 4, (32, size, size))
+        data = tmp_path / "patches"
+        data.mkdir()
+        np.savez(data / "part0.npz", x=x.clip(0, 255).astype(np.uint8))
+        return data
+    return make

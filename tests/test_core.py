@@ -10,7 +10,7 @@ from genprior._checks import check_finite, check_image, check_shape
 from genprior._random import randn
 from genprior._serialization import load_config, load_tensors, save_config, save_tensors
 from genprior.priors import Prior, load_prior
-from genprior.training.checkpoint import load_checkpoint, save_checkpoint
+from genprior.training.checkpoint import checkpoint_state, load_checkpoint, save_checkpoint
 
 
 def test_check_shape_names_argument_and_shapes():
@@ -98,6 +98,7 @@ def test_checkpoint_resume_matches_uninterrupted_run(tmp_path):
     state = load_checkpoint(tmp_path / "ck.safetensors", modules={"m": m3}, optimizers={"o": o3},
                             generators={"g": g3})
     assert state == {"step": 4}
+    assert checkpoint_state(tmp_path / "ck.safetensors") == {"step": 4}  # without the tensors
     _train(m3, o3, g3, 6)
     for p, q in zip(m1.parameters(), m3.parameters()):
         assert torch.equal(p, q)
@@ -109,3 +110,9 @@ def test_checkpoint_of_another_architecture_is_rejected(tmp_path):
         load_checkpoint(tmp_path / "ck.safetensors", modules={"m": nn.Linear(4, 1)})
     with pytest.raises(FileNotFoundError, match="missing.safetensors"):
         load_checkpoint(tmp_path / "missing.safetensors", modules={})
+    with pytest.raises(FileNotFoundError, match="missing.safetensors"):
+        checkpoint_state(tmp_path / "missing.safetensors")
+    from safetensors.torch import save_file
+    save_file({"w": torch.zeros(1)}, str(tmp_path / "plain.safetensors"))
+    with pytest.raises(ValueError, match="plain.safetensors is not a genprior checkpoint"):
+        checkpoint_state(tmp_path / "plain.safetensors")

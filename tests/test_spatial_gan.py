@@ -2,7 +2,6 @@
 identities), per-sample decoding, persistence, CSGM at another size, and training on npz
 patches that resumes where it stopped."""
 
-import numpy as np
 import pytest
 import torch
 
@@ -19,25 +18,20 @@ def G() -> SpatialGenerator:
     return SpatialGenerator(img_shape=(1, 16, 16), latent_channels=2, base_channels=4).double()
 
 
-def _latent(prior, b: int = 2, seed: int = 0) -> torch.Tensor:
-    g = torch.Generator().manual_seed(seed)
-    return torch.randn(b, *prior.latent_shape, generator=g, dtype=torch.float64)
-
-
-def test_resized_shares_weights_and_decodes_the_crop_of_the_padded_size(G):
+def test_resized_shares_weights_and_decodes_the_crop_of_the_padded_size(G, draw_latent):
     small, big = G.resized((1, 37, 31)), G.resized((1, 40, 32))
     assert small.latent_shape == big.latent_shape == (2, 10, 8) and G.img_shape == (1, 16, 16)
     for p, q in zip(G.parameters(), small.parameters(), strict=True):
         assert p is q
-    z = _latent(small)
+    z = draw_latent(small)
     with torch.no_grad():
         assert torch.equal(small.decode(z), big.decode(z)[..., :37, :31])
     with pytest.raises(ValueError, match=r"img_shape must be \(1, H, W\)"):
         G.resized((3, 16, 16))
 
 
-def test_decode_is_tanh_mapped_the_same_in_train_and_eval_and_per_sample(G):
-    z = _latent(G, b=3)
+def test_decode_is_tanh_mapped_the_same_in_train_and_eval_and_per_sample(G, draw_latent):
+    z = draw_latent(G, b=3)
     with torch.no_grad():
         out = G.eval().decode(z)
         torch.testing.assert_close(out, (G.decode_tanh(z) + 1) / 2, rtol=0, atol=0)
@@ -49,12 +43,12 @@ def test_decode_is_tanh_mapped_the_same_in_train_and_eval_and_per_sample(G):
         G.decode(torch.zeros(1, 2, 5, 4, dtype=torch.float64))
 
 
-def test_save_and_load_round_trip(G, tmp_path):
+def test_save_and_load_round_trip(G, tmp_path, draw_latent):
     G.save_pretrained(tmp_path / "g")
     loaded = Prior.from_pretrained(tmp_path / "g").double()
     assert isinstance(loaded, SpatialGenerator)
     view = G.resized((1, 20, 12))
-    z = _latent(view)
+    z = draw_latent(view)
     with torch.no_grad():
         assert torch.equal(loaded.resized((1, 20, 12)).decode(z), view.decode(z))
 
@@ -72,9 +66,9 @@ def test_patch_discriminator_is_the_mean_of_its_patch_logits_at_any_size():
         D(torch.rand(1, 3, 16, 16, dtype=torch.float64))
 
 
-def test_csgm_fits_the_generator_to_another_size_and_recovers_its_own_image(G):
+def test_csgm_fits_the_generator_to_another_size_and_recovers_its_own_image(G, draw_latent):
     view = G.resized((1, 12, 20))
-    z_true = 0.5 * _latent(view, b=1, seed=3)
+    z_true = 0.5 * draw_latent(view, b=1, seed=3)
     with torch.no_grad():
         x = view.decode(z_true)
     A = GaussianCS(200, (1, 12, 20), seed=2).double()
@@ -84,23 +78,13 @@ def test_csgm_fits_the_generator_to_another_size_and_recovers_its_own_image(G):
     assert float((out.x_hat - x).abs().max()) < 1e-3
 
 
-def _patches(tmp_path):
-    g = np.random.default_rng(0)
-    ramp = np.linspace(0, 255, 16)[None, :] * np.ones((16, 1))
-    x = np.stack([np.roll(ramp, k, axis=1) for k in range(32)]) + g.normal(0, 4, (32, 16, 16))
-    data = tmp_path / "patches"
-    data.mkdir()
-    np.savez(data / "part0.npz", x=x.clip(0, 255).astype(np.uint8))
-    return data
-
-
 def _config(data, out, **kw):
     return GANTrainConfig(data=data, out=out, arch="spatial", nz=2, ngf=4, ndf=4,
                           spectral_norm=True, batch_size=8, epochs=2, seed=0, threads=1, **kw)
 
 
-def test_trains_on_npz_patches_and_resumes_to_the_same_weights(tmp_path):
-    data = _patches(tmp_path)
+def test_trains_on_npz_patches_and_resumes_to_the_same_weights(tmp_path, ramp_patches):
+    data = ramp_patches(16)
     whole = train_gan(_config(data, tmp_path / "whole")).model
     assert isinstance(whole, SpatialGenerator) and whole.img_shape == (1, 16, 16)
     assert (tmp_path / "whole" / "final" / "config.json").is_file()

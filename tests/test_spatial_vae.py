@@ -3,7 +3,6 @@ cropping, a closed-form likelihood, persistence, and training from npz patches."
 
 import math
 
-import numpy as np
 import pytest
 import torch
 
@@ -21,11 +20,6 @@ def vae() -> SpatialVAE:
     return model.eval()
 
 
-def _latent(vae: SpatialVAE, b: int = 2, seed: int = 0) -> torch.Tensor:
-    g = torch.Generator().manual_seed(seed)
-    return torch.randn(b, *vae.latent_shape, generator=g, dtype=torch.float64)
-
-
 def test_resized_shares_weights_and_rounds_the_latent_up(vae):
     view = vae.resized((1, 37, 31))
     assert view.img_shape == (1, 37, 31) and view.latent_shape == (2, 10, 8)
@@ -36,10 +30,10 @@ def test_resized_shares_weights_and_rounds_the_latent_up(vae):
         vae.resized((3, 16, 16))
 
 
-def test_decode_at_any_size_is_the_crop_of_the_padded_size(vae):
+def test_decode_at_any_size_is_the_crop_of_the_padded_size(vae, draw_latent):
     small, big = vae.resized((1, 37, 31)), vae.resized((1, 40, 32))
     assert small.latent_shape == big.latent_shape
-    z = _latent(small)
+    z = draw_latent(small)
     with torch.no_grad():  # equal up to the last bit of the (vectorised) sigmoid
         torch.testing.assert_close(small.decode(z), big.decode(z)[..., :37, :31], rtol=0,
                                    atol=1e-15)
@@ -55,8 +49,8 @@ def test_encode_of_a_multiple_of_the_factor_needs_no_padding(vae):
         vae.encode(torch.rand(2, 1, 15, 16, dtype=torch.float64))  # the view must be resized
 
 
-def test_decode_is_the_same_in_train_and_eval_and_per_sample(vae):
-    z = _latent(vae, b=3)
+def test_decode_is_the_same_in_train_and_eval_and_per_sample(vae, draw_latent):
+    z = draw_latent(vae, b=3)
     with torch.no_grad():
         eval_out = vae.decode(z)
         vae.train()
@@ -66,8 +60,8 @@ def test_decode_is_the_same_in_train_and_eval_and_per_sample(vae):
     torch.testing.assert_close(one, eval_out, rtol=0, atol=1e-14)
 
 
-def test_log_likelihood_is_the_gaussian_closed_form(vae):
-    z = _latent(vae, b=2)
+def test_log_likelihood_is_the_gaussian_closed_form(vae, draw_latent):
+    z = draw_latent(vae, b=2)
     x = torch.rand(2, 1, 16, 16, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
     with torch.no_grad():
         mean = vae.decode(z)
@@ -85,23 +79,18 @@ def test_sample_is_reproducible_and_in_range(vae):
     assert 0 <= a.min() and a.max() <= 1
 
 
-def test_save_and_load_round_trip(vae, tmp_path):
+def test_save_and_load_round_trip(vae, tmp_path, draw_latent):
     vae.save_pretrained(tmp_path / "m")
     loaded = Prior.from_pretrained(tmp_path / "m").double().eval()
     assert isinstance(loaded, SpatialVAE) and loaded.img_shape == (1, 16, 16)
-    z = _latent(vae.resized((1, 24, 20)))
+    z = draw_latent(vae.resized((1, 24, 20)))
     with torch.no_grad():
         assert torch.equal(loaded.resized((1, 24, 20)).decode(z),
                            vae.resized((1, 24, 20)).decode(z))
 
 
-def test_trains_on_npz_patches_and_the_loss_falls(tmp_path):
-    g = np.random.default_rng(0)
-    ramp = np.linspace(0, 255, 12)[None, :] * np.ones((12, 1))
-    x = np.stack([np.roll(ramp, k, axis=1) for k in range(32)]) + g.normal(0, 4, (32, 12, 12))
-    data = tmp_path / "patches"
-    data.mkdir()
-    np.savez(data / "part0.npz", x=x.clip(0, 255).astype(np.uint8))
+def test_trains_on_npz_patches_and_the_loss_falls(tmp_path, ramp_patches):
+    data = ramp_patches(12)
     cfg = VAETrainConfig(data=data, out=tmp_path / "run", arch="spatial", latent_dim=2,
                          base_channels=4, batch_size=8, epochs=6, lr=3e-3, seed=0, threads=1)
     result = train_vae(cfg)

@@ -18,7 +18,7 @@ from torch import nn
 
 from genprior._serialization import load_tensors, save_tensors
 
-__all__ = ["CHECKPOINT_NAME", "load_checkpoint", "save_checkpoint"]
+__all__ = ["CHECKPOINT_NAME", "checkpoint_state", "load_checkpoint", "save_checkpoint"]
 
 CHECKPOINT_NAME = "checkpoint.safetensors"
 _META = "genprior_checkpoint"
@@ -96,14 +96,7 @@ def load_checkpoint(
         ValueError: naming the file when it is not a genprior checkpoint or holds another
             architecture.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {path}")
-    with safe_open(str(path), framework="pt") as f:
-        raw = (f.metadata() or {}).get(_META)
-    if raw is None:
-        raise ValueError(f"{path} is not a genprior checkpoint")
-    meta = json.loads(raw)
+    meta = _read_meta(path)
     tensors = load_tensors(path)
     for name, mod in modules.items():
         prefix = f"module.{name}."
@@ -118,3 +111,24 @@ def load_checkpoint(
         g.set_state(tensors[f"rng.{name}"])
     torch.set_rng_state(tensors["rng.torch_cpu"])
     return meta["state"]
+
+
+def _read_meta(path: str | os.PathLike) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    with safe_open(str(path), framework="pt") as f:
+        raw = (f.metadata() or {}).get(_META)
+    if raw is None:
+        raise ValueError(f"{path} is not a genprior checkpoint")
+    return json.loads(raw)
+
+
+def checkpoint_state(path: str | os.PathLike) -> dict[str, Any]:
+    """The JSON ``state`` of a checkpoint (step, epoch, run config), without loading tensors.
+
+    Raises:
+        FileNotFoundError: naming the missing checkpoint.
+        ValueError: naming the file when it is not a genprior checkpoint.
+    """
+    return _read_meta(path)["state"]

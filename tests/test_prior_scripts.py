@@ -1,0 +1,73 @@
+"""The prior-comparison scripts of issue #17 (digit_priors.py, face_gan_fid.py) on tiny inputs."""
+
+import csv
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from genprior.priors import pretrained_dir
+from genprior.priors.dcgan import DCGANGenerator
+from genprior.training.checkpoint import save_checkpoint
+
+SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
+
+
+def _load(name: str):
+    sys.path.insert(0, str(SCRIPTS))  # digit_priors imports reproduce_mnist
+    try:
+        spec = importlib.util.spec_from_file_location(name, SCRIPTS / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(SCRIPTS))
+    return module
+
+
+@pytest.mark.filterwarnings("ignore")
+def test_digit_priors_measures_every_prior_on_the_same_measurements(tmp_path):
+    root = tmp_path / "mnist"
+    root.mkdir()
+    rng = np.random.default_rng(0)
+    np.savez(root / "mnist_test_00.npz", x=rng.integers(0, 256, (3, 28, 28), dtype=np.uint8),
+             y=np.arange(3))
+    out = tmp_path / "out"
+    module = _load("digit_priors")
+    # the reference again, from its folder: same A, y and solver, so exactly the same errors
+    assert module.main(["--data-root", str(tmp_path), "--priors", str(pretrained_dir() /
+                        "mnist-vae"), "--estimators", "CSGM", "--m", "10", "--n-images", "3",
+                        "--steps", "3", "--restarts", "2", "--out", str(out)]) == 0
+    with open(out / "digit_priors.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [(Path(r["prior"]).name, r["estimator"]) for r in rows] == [
+        ("mnist-vae", "CSGM"), ("mnist-vae", "CSGM")]
+    assert rows[0]["mean"] == rows[1]["mean"] and float(rows[1]["ratio"]) == 1.0
+    text = (out / "digit_priors.md").read_text()
+    assert text.startswith("Command: `python ") and "| prior | estimator | m = 10 |" in text
+
+
+def test_digit_priors_refuses_bad_arguments(tmp_path, capsys):
+    module = _load("digit_priors")
+    with pytest.raises(SystemExit):
+        module.parse_args(["--data-root", str(tmp_path), "--n-images", "1"])
+    assert "--n-images must be at least 2" in capsys.readouterr().err
+
+
+def test_face_gan_fid_loads_the_ema_generator_of_a_checkpoint(tmp_path):
+    module = _load("face_gan_fid")
+    config = {"nz": 8, "ngf": 4, "nc": 3, "img_size": 16}
+    G, G_ema = DCGANGenerator(**config), DCGANGenerator(**config)
+    save_checkpoint(tmp_path / "ck.safetensors", modules={"G": G, "G_ema": G_ema},
+                    state={"step": 7, "config": {"kind": "gan", "arch": "dcgan",
+                                                 "generator": config}})
+    loaded, step = module.checkpoint_generator(tmp_path / "ck.safetensors")
+    assert step == 7
+    for p, q in zip(loaded.state_dict().values(), G_ema.state_dict().values(), strict=True):
+        assert torch.equal(p, q)
+    save_checkpoint(tmp_path / "vae.safetensors", modules={"G": G},
+                    state={"step": 1, "config": {"kind": "vae", "arch": "conv"}})
+    with pytest.raises(ValueError, match="vae.safetensors is not a checkpoint of genprior train"):
+        module.checkpoint_generator(tmp_path / "vae.safetensors")
