@@ -1,4 +1,4 @@
-"""Train a prior: ``genprior train vae|gan|affgan --data PATH --out DIR ...``.
+"""Train a prior: ``genprior train vae|gan|affgan|denoiser --data PATH --out DIR ...``.
 
 Each kind is a typed Python API in ``genprior.training.<kind>``: a config dataclass whose fields
 are the flags (``--batch-size`` is ``batch_size``) and a function that trains from it
@@ -17,16 +17,17 @@ from collections.abc import Callable
 from types import ModuleType
 
 from genprior._flags import add_dataclass_arguments
-from genprior.training import affgan, gan, vae
+from genprior.training import affgan, denoiser, gan, vae
 from genprior.training.config import TrainConfig
 
-HELP = "train a VAE, a GAN or a range-constrained super-resolution GAN"
+HELP = "train a VAE, a GAN, a range-constrained super-resolution GAN or a denoiser"
 
 #: kind -> (module with ``HELP`` and the docstring, config class, trainer)
 KINDS: dict[str, tuple[ModuleType, type[TrainConfig], Callable[..., object]]] = {
     "vae": (vae, vae.VAETrainConfig, vae.train_vae),
     "gan": (gan, gan.GANTrainConfig, gan.train_gan),
     "affgan": (affgan, affgan.AffGANTrainConfig, affgan.train_affgan),
+    "denoiser": (denoiser, denoiser.DenoiserTrainConfig, denoiser.train_denoiser),
 }
 
 

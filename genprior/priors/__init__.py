@@ -7,6 +7,7 @@ from genprior.priors import (  # noqa: F401  (registers classes)
     conditional,
     conv_vae,
     dcgan,
+    denoiser,
     linear,
     spatial_gan,
     spatial_vae,

@@ -44,10 +44,11 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
 
 from genprior._checks import check_shape
 from genprior._random import make_generator
-from genprior.priors._layers import normal_init_
+from genprior.priors._layers import ResBlock, conv3x3, normal_init_
 from genprior.priors.conditional_base import ConditionalPrior, register_conditional_prior
 
 __all__ = [
@@ -79,24 +80,6 @@ def init_weights_(module: nn.Module, *, generator: torch.Generator | None = None
             std = math.sqrt(2.0 / fan_in) * (0.1 if getattr(m, "_zero_init", False) else 1.0)
             normal_init_(m, std, generator=generator)
     return module
-
-
-def _conv(c_in: int, c_out: int, *, small: bool = False) -> nn.Conv2d:
-    conv = nn.Conv2d(c_in, c_out, 3, padding=1)
-    conv._zero_init = small
-    return conv
-
-
-class _ResBlock(nn.Module):
-    """``x + conv(relu(conv(x)))`` without normalisation (EDSR-style)."""
-
-    def __init__(self, width: int) -> None:
-        super().__init__()
-        self.body = nn.Sequential(_conv(width, width), nn.ReLU(inplace=True),
-                                  _conv(width, width, small=True))
-
-    def forward(self, x: Tensor) -> Tensor:
-        return x + self.body(x)
 
 
 class ConditionalGenerator(nn.Module):
@@ -132,17 +115,17 @@ class ConditionalGenerator(nn.Module):
             if int(value) < low:
                 raise ValueError(f"{name} must be >= {low}, got {value}")
         self.factor, self.noise_channels = int(factor), int(noise_channels)
-        self.head = _conv(channels + noise_channels, width)
-        self.body = nn.Sequential(*[_ResBlock(width) for _ in range(n_blocks)],
-                                  _conv(width, width))
+        self.head = conv3x3(channels + noise_channels, width)
+        self.body = nn.Sequential(*[ResBlock(width) for _ in range(n_blocks)],
+                                  conv3x3(width, width))
         stages: list[nn.Module] = []
         c = width
         for _ in range(n_up):
             c_next = max(c // 2, min(16, width))
-            stages += [_conv(c, 4 * c_next), nn.PixelShuffle(2), nn.LeakyReLU(0.2, inplace=True)]
+            stages += [conv3x3(c, 4 * c_next), nn.PixelShuffle(2), nn.LeakyReLU(0.2, inplace=True)]
             c = c_next
         self.up = nn.Sequential(*stages)
-        self.tail = _conv(c, channels, small=True)
+        self.tail = conv3x3(c, channels, small=True)
 
     def forward(self, y: Tensor, eps: Tensor | None) -> Tensor:
         inp = y if eps is None or self.noise_channels == 0 else torch.cat([y, eps], dim=1)
@@ -160,29 +143,40 @@ class SRDiscriminator(nn.Module):
     ``width, 2 width, 4 width, 4 width, ...``), then a linear layer. Inputs in [0, 1] are mapped
     to [-1, 1] inside.
 
+    With ``spectral_norm=True`` every convolution and the linear layer are spectrally
+    normalised (Miyato et al. 2018): the weight, reshaped to ``(out, -1)``, is divided by its
+    largest singular value, estimated by one power iteration per forward pass in training mode.
+
     Args:
         channels: image channels ``C``.
         img_size: side ``H = W`` of the images (divisible by 4).
         width: channels of the first layer.
+        spectral_norm: spectral normalisation of every layer (off by default).
 
     Shape:
         - x: ``(B, C, img_size, img_size)``
         - output: ``(B,)``
     """
 
-    def __init__(self, *, channels: int = 3, img_size: int = 64, width: int = 32) -> None:
+    def __init__(self, *, channels: int = 3, img_size: int = 64, width: int = 32,
+                 spectral_norm: bool = False) -> None:
         super().__init__()
         if img_size < 8 or img_size % 4:
             raise ValueError(f"img_size must be a multiple of 4 and >= 8, got {img_size}")
         self.channels, self.img_size = int(channels), int(img_size)
+
+        def normed(layer: nn.Module) -> nn.Module:
+            return _spectral_norm(layer) if spectral_norm else layer
+
         layers: list[nn.Module] = []
         c_in, c, side = channels, width, img_size
         while side > 4 and side % 2 == 0:
-            layers += [nn.Conv2d(c_in, c, 4, stride=2, padding=1), nn.LeakyReLU(0.2, inplace=True)]
+            layers += [normed(nn.Conv2d(c_in, c, 4, stride=2, padding=1)),
+                       nn.LeakyReLU(0.2, inplace=True)]
             c_in, side = c, side // 2
             c = min(c * 2, 4 * width)
         self.features = nn.Sequential(*layers)
-        self.head = nn.Linear(c_in * side * side, 1)
+        self.head = normed(nn.Linear(c_in * side * side, 1))
 
     def forward(self, x: Tensor) -> Tensor:
         check_shape(x, "x", f"B {self.channels} {self.img_size} {self.img_size}")

@@ -14,6 +14,53 @@ the discriminator sees from the second. No (y, x) pair enters a loss.
 ``--loss mse`` trains the same network supervised on pairs (AffMSE): it minimises
 :math:`\|x_{\mathrm{proj}} - x\|^2` over all training images, the MSE baseline.
 
+The paper's two other amortised-MAP variants replace the discriminator by a frozen density
+model of high-resolution images; the generator minimises :math:`-\log p(x)` of its outputs, per
+image entry (:math:`n = CHW`), batch mean:
+
+- ``--loss affdg --denoiser PATH`` (AffDG): :math:`\nabla_x \log p` is the score of a Gaussian
+  denoiser :math:`D_\sigma` (:class:`~genprior.priors.denoiser.Denoiser`, trained by
+  ``genprior train denoiser`` on the second half of the images),
+  :math:`s(x) = (D_\sigma(x) - x) / \sigma^2` (Tweedie). The loss is the surrogate
+  :func:`affdg_loss`, :math:`-\frac{1}{Bn} \sum_b \langle x_b, \mathrm{sg}[s(x_b)]\rangle`, whose
+  gradient in each output is :math:`-s(x_b) / (B n)`: that of
+  :math:`-\frac{1}{Bn}\sum_b \log p_\sigma(x_b)`. Its value means nothing; ``log.csv`` has
+  ``score_rms``, :math:`\sqrt{\mathrm{mean}\, s^2}`, instead.
+- ``--loss affll --density PATH`` (AffLL): :math:`\log p(x)` is bounded below by the ELBO of a
+  genprior VAE (``celeba-vae``); the loss is :func:`affll_loss`,
+  :math:`-\frac{1}{Bn}\sum_b \mathrm{ELBO}(x_b)` (``neg_elbo`` in ``log.csv``, nats per entry),
+  the encoder's draw taken from the run's noise generator.
+
+Both are unpaired: the low-resolution inputs come from the first half of the images, as for
+AffGAN; the second half is left to the density model (a denoiser from ``genprior train
+denoiser`` with the same ``--data`` and ``--train-range`` saw only that half; ``celeba-vae``
+saw ids 1..8000 in the crop-54 framing, so with it the run is unpaired only for inputs outside
+them, and ``--crop 54`` matches its framing). The density model is frozen (eval mode, no
+gradient to its weights) and recorded by its path.
+
+Options, all off by default (with none of them a run is exactly what it was before they
+existed):
+
+- ``--loss gan`` only: ``--gan-loss hinge``
+  (:func:`~genprior.training.adversarial.hinge_discriminator_loss` and
+  :func:`~genprior.training.adversarial.hinge_generator_loss` instead of the non-saturating
+  loss), ``--spectral-norm`` (spectral normalisation of every layer of the discriminator),
+  ``--r1-gamma G --r1-every K`` (lazy R1, :math:`\frac{G K}{2}\, \mathbb E \|\nabla_x D(x)\|^2` on
+  the real images as D sees them, added to D's loss every ``K`` steps;
+  :func:`~genprior.training.adversarial.r1_penalty`) and ``--diffaugment POLICIES``
+  (:func:`~genprior.training.augment.diff_augment` of the real and of the generated images
+  every time D sees them, before the instance noise).
+- every loss: ``--diversity-weight W --diversity-tau T`` (diversity-sensitive term; Yang et al.
+  2019, Mao et al. 2019): each low-resolution input gets two noises :math:`\epsilon_1,
+  \epsilon_2` and the generator's loss gets :math:`-W` times :func:`diversity_term`, the batch
+  mean of :math:`\min(\mathrm{mean}|G(y, \epsilon_1) - G(y, \epsilon_2)| /
+  \mathrm{mean}|\epsilon_1 - \epsilon_2|,\, T)` (``diversity`` in ``log.csv``).
+
+Every random draw (data for D, noise inputs, instance noise, augmentations, the ELBO's draw)
+comes from the run's checkpointed noise generator, so ``--resume`` stays exact; the options
+that are on enter the checkpoint's and ``final/config.json``'s records, so a checkpoint is
+resumed only with the same options.
+
 The run folder gets ``log.csv``, ``samples.png`` (rows: :math:`A^\dagger y`, two outputs with
 different noise, the truth), ``checkpoint.safetensors`` and, at the end, ``final/``
 (``save_pretrained`` of the EMA weights, loadable with ``genprior.load_prior``).
@@ -21,6 +68,8 @@ different noise, the truth), ``checkpoint.safetensors`` and, at the end, ``final
 Example:
     genprior train affgan --data ../shared/data/celeba --train-range 1:8000 \
         --out runs/celeba-sr4-affgan --max-steps 3000 --threads 1
+    genprior train affgan --loss affll --density celeba-vae --data ../shared/data/celeba \
+        --train-range 1:8000 --crop 54 --out runs/celeba-sr4-affll --diversity-weight 1
 """
 
 from __future__ import annotations
@@ -35,7 +84,18 @@ from torch import Tensor
 from genprior._flags import flag
 from genprior._random import make_generator
 from genprior.priors.conditional import ConditionalSR, SRDiscriminator, init_weights_
-from genprior.training.adversarial import add_instance_noise, instance_noise_std
+from genprior.priors.denoiser import Denoiser
+from genprior.priors.hub import load_prior
+from genprior.priors.vae_mlp import VAEPrior
+from genprior.training.adversarial import (
+    add_instance_noise,
+    generator_loss,
+    hinge_discriminator_loss,
+    hinge_generator_loss,
+    instance_noise_std,
+    r1_penalty,
+)
+from genprior.training.augment import diff_augment, parse_policy
 from genprior.training.config import (
     TrainConfig,
     check_at_least,
@@ -45,23 +105,31 @@ from genprior.training.config import (
 from genprior.training.ema import EMA
 from genprior.training.loop import TrainState
 from genprior.training.run import TrainingRun, TrainResult
+from genprior.training.sr_objectives import affdg_loss, affll_loss, diversity_term
 
 __all__ = ["HELP", "AffGANTrainConfig", "add_arguments", "instance_noise_std", "main",
            "split_unpaired", "train_affgan"]
 
 #: the one-line description of ``genprior train affgan``
-HELP = "train a range-constrained super-resolution network (AffGAN, or its MSE twin)"
+HELP = ("train a range-constrained super-resolution network (AffGAN; or AffMSE, AffDG, AffLL "
+        "with --loss)")
 
 
 @dataclass(kw_only=True)
 class AffGANTrainConfig(TrainConfig):
-    """What :func:`train_affgan` trains: the loss (AffGAN or AffMSE), the operator, the two
-    networks' sizes and the instance noise, on top of the :class:`TrainConfig` fields.
+    """What :func:`train_affgan` trains: the loss (AffGAN, AffMSE, AffDG or AffLL), the
+    operator, the two networks' sizes, the instance noise and the options of the module's
+    docstring, on top of the :class:`TrainConfig` fields.
 
     Raises:
         ValueError: ``img_size`` not divisible by ``factor``, negative or non-finite
-            ``instance_noise`` or ``anneal_steps``, non-positive or infinite ``lr_d``,
-            ``ema_decay`` outside [0, 1) (and the checks of :class:`TrainConfig`).
+            ``instance_noise``, ``anneal_steps``, ``r1_gamma`` or ``diversity_weight``,
+            non-positive or infinite ``lr_d``, ``r1_every`` or ``diversity_tau``, ``ema_decay``
+            outside [0, 1), an unknown ``diffaugment`` policy (named), a discriminator option
+            (``gan_loss``, ``spectral_norm``, ``r1_gamma``, ``diffaugment``) without
+            ``loss="gan"``, ``loss="affdg"`` without ``denoiser`` or ``loss="affll"`` without
+            ``density`` (or either path with another loss), ``diversity_weight`` with
+            ``noise_channels=0`` (and the checks of :class:`TrainConfig`).
 
     Example:
         >>> cfg = AffGANTrainConfig(data="data/celeba", out="runs/sr4", loss="mse", lr=5e-4)
@@ -72,8 +140,9 @@ class AffGANTrainConfig(TrainConfig):
     epochs: int = 1000
     batch_size: int = 32
     lr: float = 2e-4
-    loss: Literal["gan", "mse"] = field(default="gan", metadata=flag(
-        "gan: AffGAN on unpaired halves; mse: AffMSE on pairs"))
+    loss: Literal["gan", "mse", "affdg", "affll"] = field(default="gan", metadata=flag(
+        "gan: AffGAN on unpaired halves; mse: AffMSE on pairs; affdg: -log p(x) by the score "
+        "of --denoiser; affll: -ELBO(x) of --density (both unpaired, per image entry)"))
     factor: int = field(default=4, metadata=flag("downsampling factor"))
     kernel: Literal["box", "bicubic"] = field(default="box", metadata=flag(
         "anti-aliasing kernel of the downsampling operator"))
@@ -92,16 +161,59 @@ class AffGANTrainConfig(TrainConfig):
         "steps)"))
     ema_decay: float = field(default=0.999, metadata=flag(
         "EMA of the generator weights; final/ holds the EMA weights"))
+    gan_loss: Literal["ns", "hinge"] = field(default="ns", metadata=flag(
+        "--loss gan: ns: non-saturating loss; hinge: D minimises mean relu(1 - D(x)) + "
+        "mean relu(1 + D(G(y))), G minimises -mean D(G(y))"))
+    spectral_norm: bool = field(default=False, metadata=flag(
+        "--loss gan: spectral normalisation of every discriminator layer"))
+    r1_gamma: float = field(default=0.0, metadata=flag(
+        "--loss gan: R1 weight gamma, D's loss gets gamma/2 E||grad_x D(x)||^2 on the real "
+        "images as D sees them (0: off; not under torchrun)"))
+    r1_every: int = field(default=1, metadata=flag(
+        "apply R1 every N steps, its weight multiplied by N (lazy regularisation)"))
+    diffaugment: str = field(default="", metadata=flag(
+        "--loss gan: DiffAugment policies applied to the real and generated images D sees "
+        "(both steps), comma-separated from color, translation, cutout; empty: off",
+        metavar="POLICIES"))
+    diversity_weight: float = field(default=0.0, metadata=flag(
+        "W: the generator's loss gets -W mean_y min(mean|G(y,e1) - G(y,e2)| / mean|e1 - e2|, "
+        "tau) for two noises per input (0: off)"))
+    diversity_tau: float = field(default=1.0, metadata=flag(
+        "tau: the bound of the diversity ratio"))
+    denoiser: str | None = field(default=None, metadata=flag(
+        "--loss affdg: the denoiser (a folder written by genprior train denoiser)",
+        metavar="PATH"))
+    density: str | None = field(default=None, metadata=flag(
+        "--loss affll: the VAE whose ELBO is log p (a prior folder or name, e.g. celeba-vae)",
+        metavar="PATH"))
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        check_positive_flags(self, "factor", "width", "d_width", "lr_d")
+        check_positive_flags(self, "factor", "width", "d_width", "lr_d", "r1_every",
+                             "diversity_tau")
         if self.img_size is None or self.img_size % self.factor:
             raise ValueError(f"--img-size must be divisible by --factor {self.factor}, "
                              f"got {self.img_size}")
-        check_at_least(self, 0, "n_blocks", "noise_channels", "anneal_steps", "instance_noise")
+        check_at_least(self, 0, "n_blocks", "noise_channels", "anneal_steps", "instance_noise",
+                       "r1_gamma", "diversity_weight")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"--ema-decay must be in [0, 1), got {self.ema_decay}")
+        try:
+            parse_policy(self.diffaugment)
+        except ValueError as e:
+            raise ValueError(f"--diffaugment: {e}") from None
+        if self.loss != "gan":
+            for name, off in (("gan_loss", "ns"), ("spectral_norm", False), ("r1_gamma", 0.0),
+                              ("diffaugment", "")):
+                if getattr(self, name) != off:
+                    raise ValueError(f"--{name.replace('_', '-')} applies to --loss gan only, "
+                                     f"not --loss {self.loss}")
+        for name, loss in (("denoiser", "affdg"), ("density", "affll")):
+            if (getattr(self, name) is None) == (self.loss == loss):
+                raise ValueError(f"--loss {loss} needs --{name} PATH" if self.loss == loss
+                                 else f"--{name} applies to --loss {loss} only")
+        if self.diversity_weight and not self.noise_channels:
+            raise ValueError("--diversity-weight needs a noise input: --noise-channels is 0")
 
 
 def split_unpaired(x: Tensor) -> tuple[Tensor, Tensor]:
@@ -129,28 +241,98 @@ def _sr_model(config: AffGANTrainConfig, img_shape: tuple[int, int, int]) -> Con
     return model
 
 
+def _ns_discriminator_loss(real_logits: Tensor, fake_logits: Tensor) -> Tensor:
+    """The non-saturating D loss in the softplus form AffGAN always used (bit for bit; the
+    BCE of :func:`~genprior.training.adversarial.discriminator_loss` rounds differently)."""
+    return F.softplus(-real_logits).mean() + F.softplus(fake_logits).mean()
+
+
 def _discriminator(config: AffGANTrainConfig, img_shape: tuple[int, int, int]) -> SRDiscriminator:
-    disc = SRDiscriminator(channels=img_shape[0], img_size=img_shape[1], width=config.d_width)
+    disc = SRDiscriminator(channels=img_shape[0], img_size=img_shape[1], width=config.d_width,
+                           spectral_norm=config.spectral_norm)
     init_weights_(disc, generator=make_generator(config.seed + 1))
     return disc
 
 
+def _frozen(run: TrainingRun, flag_name: str, path: str, kind: type,
+            img_shape: tuple[int, ...]) -> torch.nn.Module:
+    """The model of ``--flag_name path`` on the run's device, checked to be a ``kind`` of
+    ``img_shape`` images, in eval mode without gradients to its weights. Loaded by
+    :meth:`TrainingRun.init`, so that building it leaves the global RNG (checkpointed) alone."""
+    model = run.init(lambda: load_prior(path))
+    if not isinstance(model, kind):
+        raise TypeError(f"--{flag_name} {path} holds a {type(model).__name__}, not a "
+                         f"{kind.__name__}")
+    if tuple(model.img_shape) != tuple(img_shape):
+        raise ValueError(f"--{flag_name} {path} models images of shape "
+                         f"{tuple(model.img_shape)}, but the super-resolution outputs have shape "
+                         f"{tuple(img_shape)}")
+    return model.eval().requires_grad_(False)
+
+
+def _record(config: AffGANTrainConfig, policy: tuple[str, ...]) -> dict[str, object]:
+    """The options that differ from their defaults, for the run's records (so that runs
+    without them keep theirs, and resume their old checkpoints)."""
+    out: dict[str, object] = {}
+    if config.gan_loss != "ns":
+        out["gan_loss"] = config.gan_loss
+    if config.spectral_norm:
+        out["spectral_norm"] = True
+    if policy:
+        out["diffaugment"] = ",".join(policy)
+    if config.r1_gamma:
+        out["r1_gamma"], out["r1_every"] = config.r1_gamma, config.r1_every
+    if config.diversity_weight:
+        out["diversity_weight"] = config.diversity_weight
+        out["diversity_tau"] = config.diversity_tau
+    for name in ("denoiser", "density"):
+        if getattr(config, name) is not None:
+            out[name] = str(getattr(config, name))
+    return out
+
+
+_SPLITS = {"gan": "first half -> y, second half -> discriminator", "mse": "paired",
+           "affdg": "first half -> y, second half -> the denoiser's training",
+           "affll": "first half -> y, second half unused"}
+
+
 def train_affgan(config: AffGANTrainConfig) -> TrainResult:
-    """Train a range-constrained super-resolution network (AffGAN, or AffMSE with
-    ``loss="mse"``), as ``genprior train affgan`` does; errors are those of :class:`TrainingRun`.
+    """Train a range-constrained super-resolution network (AffGAN; AffMSE, AffDG or AffLL
+    with ``loss``), as ``genprior train affgan`` does.
+
+    Besides the errors of :class:`TrainingRun`, these are refused: a ``denoiser`` that is not
+    a :class:`~genprior.priors.denoiser.Denoiser` or a ``density`` that is not a
+    :class:`~genprior.priors.vae_mlp.VAEPrior` (``TypeError``), either of another image shape
+    than the training images, and ``r1_gamma`` under ``torchrun`` (DDP does not support the
+    double backward of R1) (``ValueError``).
+
+    ``log.csv`` has ``d_loss``, ``g_loss``, ``d_real``, ``d_fake`` (mean sigmoid of D's logits)
+    and ``instance_noise`` (AffGAN; plus ``r1``, unweighted and 0 on the steps lazy R1 skips,
+    when ``r1_gamma > 0``), ``mse`` (AffMSE), ``score_rms`` (AffDG) or ``neg_elbo`` (AffLL),
+    plus ``diversity`` (the unweighted :func:`diversity_term`) when ``diversity_weight > 0``.
 
     Returns:
         ``model``: the EMA weights of ``out/final`` (a :class:`ConditionalSR`).
     """
     gan = config.loss == "gan"
+    policy = parse_policy(config.diffaugment)
+    diverse = config.diversity_weight > 0
+    r1_weight = config.r1_gamma / 2 * config.r1_every
     with TrainingRun(config) as run:
         data = run.images()
-        if gan:
-            x_lr_half, x_hr_half = split_unpaired(data)
-            hr_pool = x_hr_half.to(run.device)
-        else:
+        if config.loss == "mse":
             x_lr_half, hr_pool = data, None
+        else:
+            x_lr_half, x_hr_half = split_unpaired(data)
+            hr_pool = x_hr_half.to(run.device) if gan else None
         img_shape = tuple(data.shape[1:])
+        if r1_weight and run.ctx.dist.distributed:
+            raise ValueError("--r1-gamma is not supported under torchrun: DDP does not support "
+                             "the double backward of the R1 penalty; train in one process")
+        if config.loss == "affdg":
+            denoiser = _frozen(run, "denoiser", config.denoiser, Denoiser, img_shape)
+        elif config.loss == "affll":
+            density = _frozen(run, "density", config.density, VAEPrior, img_shape)
         model = run.init(lambda: _sr_model(config, img_shape))
         ema = EMA(model, decay=config.ema_decay)
         generator = run.wrap(model)
@@ -165,13 +347,39 @@ def train_affgan(config: AffGANTrainConfig) -> TrainResult:
                                      betas=(0.5, 0.999))
             modules["disc"] = disc
             optimizers["adam_d"] = opt_d
+            if config.gan_loss == "hinge":
+                d_objective, g_objective = hinge_discriminator_loss, hinge_generator_loss
+            else:
+                d_objective, g_objective = _ns_discriminator_loss, generator_loss
         precision, noise = run.precision, run.noise
         A = model.operator
         total = run.make_loader(x_lr_half)
         anneal = config.anneal_steps if config.anneal_steps is not None else total
 
-        def perturb(x: Tensor, sigma: float) -> Tensor:
+        def seen(x: Tensor, sigma: float) -> Tensor:
+            """``x`` as D sees it: augmented (fresh draws per call), then instance noise."""
+            x = diff_augment(x, policy, generator=noise)
             return add_instance_noise(x, sigma, generator=noise)
+
+        def draw(y: Tensor) -> tuple[Tensor, Tensor | None]:
+            """The noise input of each ``y``, and a second one with the diversity term."""
+            eps = model.sample_latent(y.shape[0], generator=noise)
+            return eps, model.sample_latent(y.shape[0], generator=noise) if diverse else None
+
+        def outputs(y: Tensor, eps: Tensor, eps2: Tensor | None) -> tuple[Tensor, Tensor | None]:
+            """``G(y, eps)`` and ``G(y, eps2)``, in one forward pass (one for DDP)."""
+            if eps2 is None:
+                return generator(y, eps), None
+            both = generator(torch.cat([y, y]), torch.cat([eps, eps2]))
+            return both[:y.shape[0]], both[y.shape[0]:]
+
+        def with_diversity(loss: Tensor, x_fake: Tensor, x_fake2: Tensor | None, eps: Tensor,
+                           eps2: Tensor | None) -> tuple[Tensor, dict[str, float]]:
+            """``loss`` minus the weighted diversity term when it is on, and its log."""
+            if x_fake2 is None:
+                return loss, {}
+            term = diversity_term(x_fake, x_fake2, eps, eps2, tau=config.diversity_tau)
+            return loss - config.diversity_weight * term, {"diversity": float(term.detach())}
 
         def gan_step(x: Tensor, state: TrainState) -> dict[str, float]:
             model.train()
@@ -180,34 +388,55 @@ def train_affgan(config: AffGANTrainConfig) -> TrainResult:
                 y = A.A(x)
             idx = torch.randint(hr_pool.shape[0], (b,), generator=noise).to(run.device)
             x_real = hr_pool[idx]
-            eps = model.sample_latent(b, generator=noise)
+            eps, eps2 = draw(y)
             sigma = instance_noise_std(state.step, start=config.instance_noise,
                                        anneal_steps=anneal)
             with precision.autocast():
-                x_fake = generator(y, eps)
-                logits = critic(torch.cat([perturb(x_real, sigma),
-                                           perturb(x_fake.detach(), sigma)]))
-                d_loss = F.softplus(-logits[:b]).mean() + F.softplus(logits[b:]).mean()
-            precision.step(d_loss, opt_d)
+                x_fake, x_fake2 = outputs(y, eps, eps2)
+                real_in = seen(x_real, sigma)
+                logits = critic(torch.cat([real_in, seen(x_fake.detach(), sigma)]))
+                d_loss = d_objective(logits[:b], logits[b:])
+            r1 = None
+            if r1_weight and state.step % config.r1_every == 0:
+                r1 = r1_penalty(disc, real_in)  # in fp32, outside autocast
+            precision.step(d_loss if r1 is None else d_loss + r1_weight * r1, opt_d)
             with precision.autocast():
-                g_loss = F.softplus(-critic(perturb(x_fake, sigma))).mean()
-            precision.step(g_loss, opt_g)
+                g_loss = g_objective(critic(seen(x_fake, sigma)))
+                loss, extra = with_diversity(g_loss, x_fake, x_fake2, eps, eps2)
+            precision.step(loss, opt_g)
             ema.update(model)
             d = torch.sigmoid(logits.detach().float())
-            return {"d_loss": float(d_loss.detach()), "g_loss": float(g_loss.detach()),
+            logs = {"d_loss": float(d_loss.detach()), "g_loss": float(g_loss.detach()),
                     "d_real": float(d[:b].mean()), "d_fake": float(d[b:].mean()),
                     "instance_noise": sigma}
+            if r1_weight:
+                logs["r1"] = 0.0 if r1 is None else float(r1.detach())
+            return {**logs, **extra}
 
-        def mse_step(x: Tensor, state: TrainState) -> dict[str, float]:
+        def objective(x_fake: Tensor, x: Tensor) -> tuple[Tensor, dict[str, float]]:
+            """The generator's loss without a discriminator, and what ``log.csv`` gets."""
+            if config.loss == "mse":
+                loss = F.mse_loss(x_fake, x)
+                return loss, {"mse": float(loss.detach())}
+            if config.loss == "affll":
+                loss = affll_loss(density, x_fake, generator=noise)
+                return loss, {"neg_elbo": float(loss.detach())}
+            with torch.no_grad():
+                score = denoiser.score(x_fake.detach())
+            return affdg_loss(x_fake, score), {"score_rms": float(score.pow(2).mean().sqrt())}
+
+        def direct_step(x: Tensor, state: TrainState) -> dict[str, float]:
             model.train()
             with torch.no_grad():
                 y = A.A(x)
-            eps = model.sample_latent(x.shape[0], generator=noise)
+            eps, eps2 = draw(y)
             with precision.autocast():
-                loss = F.mse_loss(generator(y, eps).float(), x)
+                x_fake, x_fake2 = outputs(y, eps, eps2)
+                loss, logs = objective(x_fake.float(), x)
+                loss, extra = with_diversity(loss, x_fake, x_fake2, eps, eps2)
             precision.step(loss, opt_g)
             ema.update(model)
-            return {"mse": float(loss.detach())}
+            return {**logs, **extra}
 
         x_show = x_lr_half[:8].to(run.device)
         y_show = A.A(x_show)
@@ -219,17 +448,21 @@ def train_affgan(config: AffGANTrainConfig) -> TrainResult:
             return torch.cat([A.A_dagger(y_show), outs[0], outs[1], x_show]).clamp(0, 1)
 
         shared = {"lr_d": config.lr_d, "instance_noise": config.instance_noise,
-                  "anneal_steps": anneal, "ema_decay": config.ema_decay}
-        state = run.fit(gan_step if gan else mse_step, modules=modules, optimizers=optimizers,
+                  "anneal_steps": anneal, "ema_decay": config.ema_decay,
+                  **_record(config, policy)}
+        loss_names = {"gan": ["d_loss", "g_loss", "d_real", "d_fake", "instance_noise",
+                              *(["r1"] if r1_weight else [])],
+                      "mse": ["mse"], "affdg": ["score_rms"], "affll": ["neg_elbo"]}
+        state = run.fit(gan_step if gan else direct_step, modules=modules,
+                        optimizers=optimizers,
                         config={"kind": "affgan", "loss": config.loss, "model": model.config,
                                 "d_width": config.d_width if gan else None,
                                 "train_range": config.train_range, **shared},
-                        loss_names=(["d_loss", "g_loss", "d_real", "d_fake", "instance_noise"]
-                                    if gan else ["mse"]),
+                        loss_names=[*loss_names[config.loss],
+                                    *(["diversity"] if diverse else [])],
                         sample_fn=sample)
         return run.save(state, {"final": ema.module}, loss=config.loss,
-                        unpaired_split=("first half -> y, second half -> discriminator"
-                                        if gan else "paired"), **shared)
+                        unpaired_split=_SPLITS[config.loss], **shared)
 
 
 add_arguments, main = deprecated_entry_points(AffGANTrainConfig, train_affgan, __name__)
