@@ -8,8 +8,9 @@ Methods:
 
 - ``bicubic``: bicubic upsampling of ``y`` (clamped to [0, 1]);
 - ``A_dagger y``: the pseudo-inverse;
-- ``celeba-sr4-mse`` (the MSE twin) and ``celeba-sr4-affgan``: ``--samples`` draws of the
-  range-constrained generator per input (fresh noise each); the estimate is the first draw;
+- ``celeba-sr4-mse`` (the MSE twin) and ``celeba-sr4-affgan`` (or the ``--models`` given, as
+  ``NAME``, ``FOLDER`` or ``LABEL=FOLDER``): ``--samples`` draws of the range-constrained
+  generator per input (fresh noise each); the estimate is the first draw;
 - ``CSGM celeba-dcgan`` / ``CSGM celeba-vae``: latent optimisation
   (:func:`genprior.sampling.csgm_restarts`: ``--restarts`` independent restarts, Adam ``--lr``,
   ``--steps`` steps, latent weight ``--lam`` in the CSGM reference's units); the restarts are
@@ -30,15 +31,18 @@ outputs, and of the clamped estimate; diversity, the per-pixel standard deviatio
 samples averaged over pixels and images (0 for deterministic methods); the high-frequency
 energy ratio :math:`\|x - b(x)\|^2 / \|x_{true} - b(x_{true})\|^2` of the clamped estimate
 (``b`` a 3x3 box blur; 1 = the truth's high-frequency energy, averaged over images); seconds per
-image and the ratio to AffGAN's. Seconds per image: for the generators, the time to draw all
+image and the ratio to AffGAN's (``celeba-sr4-affgan``, else the last of ``--models``); "corr(std,
+twin err)", the Pearson correlation over all pixels and images between the per-pixel std across
+the samples and the absolute error of the MSE twin's estimate (is the spread where the truth is
+ambiguous?; only when ``celeba-sr4-mse`` is among the models). Seconds per image: for the generators, the time to draw all
 samples divided by (images x samples), i.e. one output; for CSGM, the whole run with all
 restarts divided by the images, i.e. one estimate (projection rows add the projection time).
 All timings come from the same process and thread count (``--threads``).
 
 With ``--fid``, also FID (:func:`genprior.metrics.fid`: standard TF-Inception 2048 features)
-of the estimates of bicubic, the MSE twin and AffGAN (draw 1) against the held-out truth, on all
+of the estimates of bicubic and of every SR model (draw 1) against the held-out truth, on all
 ``--n`` faces (the reference features are computed once and shared, the same computation as
-``fid``); other rows and the ``--csgm-n`` table get ``n/a`` (CSGM on 64 faces is too few for
+``fid``, and kept in ``--fid-cache`` when given); other rows and the ``--csgm-n`` table get ``n/a`` (CSGM on 64 faces is too few for
 FID). With ``--no-csgm`` the CSGM rows (and figure columns) are skipped and only the all-faces
 table is written: the fast way to get the FID figures.
 
@@ -93,12 +97,12 @@ from genprior.sampling import csgm_restarts
 SR_MODELS = ("celeba-sr4-mse", "celeba-sr4-affgan")
 CSGM_PRIORS = ("celeba-dcgan", "celeba-vae")
 REFERENCE = "celeba-sr4-affgan"
-FID_METHODS = ("bicubic", "celeba-sr4-mse", "celeba-sr4-affgan")  # Inception is slow on a CPU
 FIRST_ID = 8001
 LAST_ID = 9000
 COLUMNS = ("faces", "method", "n_images", "psnr", "psnr_ci95", "ssim", "lpips", "residual_max",
-           "residual_clamped_max", "diversity", "hf_ratio", "seconds_per_image", "x_affgan_time",
-           "fid")
+           "residual_clamped_max", "diversity", "std_err_corr", "hf_ratio", "seconds_per_image",
+           "x_affgan_time", "fid")
+TWIN = "celeba-sr4-mse"
 
 
 @dataclass
@@ -127,6 +131,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="centre crop before resizing to 64 (default: the largest square, as the "
                    "SR models were trained; 54 is how celeba-dcgan/celeba-vae were trained)")
     p.add_argument("--samples", type=int, default=8, help="draws per input of the SR models")
+    p.add_argument("--models", nargs="+", default=list(SR_MODELS),
+                   help="SR models: shipped names, folders, or LABEL=FOLDER")
     p.add_argument("--restarts", type=int, default=8, help="CSGM restarts (= its samples)")
     p.add_argument("--steps", type=int, default=500, help="CSGM Adam steps")
     p.add_argument("--lr", type=float, default=0.1, help="CSGM Adam learning rate")
@@ -139,8 +145,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--out", default="docs")
     p.add_argument("--name", default="super_resolution", help="stem of the output files")
     p.add_argument("--fid", action="store_true",
-                   help=f"FID of {', '.join(FID_METHODS)} vs the truth on all --n faces (needs "
+                   help="FID of bicubic and the SR models vs the truth on all --n faces (needs "
                    "the Inception weights; minutes per 1,000 images on a CPU)")
+    p.add_argument("--fid-cache", type=Path, default=None,
+                   help="safetensors file keeping the truth's Inception features between runs")
     p.add_argument("--fid-batch", type=int, default=25, help="images per Inception pass")
     p.add_argument("--no-csgm", action="store_true",
                    help="skip the CSGM rows: only the fast methods on all --n faces")
@@ -154,7 +162,35 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             p.error(f"--{name} must be >= 1")
     if args.samples < 2 or args.restarts < 2:
         p.error("--samples and --restarts must be >= 2 (diversity is a std across them)")
+    args.models = dict(model_entry(e) for e in args.models)
     return args
+
+
+def model_entry(entry: str) -> tuple[str, str]:
+    """``(label, name or folder)`` of a ``--models`` entry: ``LABEL=FOLDER``, else the entry is
+    both (a shipped name, or a folder labelled by its path)."""
+    label, sep, where = entry.partition("=")
+    return (label, where) if sep else (entry, entry)
+
+
+def reference_label(models: dict[str, object]) -> str:
+    """The SR model whose time is the unit of "× AffGAN time" and whose draws the figure
+    shows: ``celeba-sr4-affgan`` when present, else the last of ``--models``."""
+    return REFERENCE if REFERENCE in models else list(models)[-1]
+
+
+def std_error_correlation(samples: Tensor, error: Tensor) -> float:
+    """Pearson correlation over all entries between the per-pixel std across ``samples`` and
+    ``error`` (e.g. the absolute error of the MSE twin).
+
+    Shape:
+        - samples: ``(S, B, C, H, W)``, ``S >= 2``
+        - error: ``(B, C, H, W)``
+    """
+    a = samples.double().std(0).flatten()
+    b = error.double().flatten()
+    a, b = a - a.mean(), b - b.mean()
+    return float((a * b).sum() / (a.norm() * b.norm()))
 
 
 def hf_energy(x: Tensor) -> Tensor:
@@ -249,8 +285,9 @@ def lpips_model() -> tuple[nn.Module | None, str]:
 
 
 def evaluate(faces: str, name: str, out: Output, x: Tensor, y: Tensor, A: Downsample,
-             lp: nn.Module | None) -> dict[str, object]:
-    """One CSV row of metrics (see the module docstring) for ``out`` against the truth ``x``."""
+             lp: nn.Module | None, twin_error: Tensor | None) -> dict[str, object]:
+    """One CSV row of metrics (see the module docstring) for ``out`` against the truth ``x``
+    (``twin_error``: the MSE twin's absolute error, for the std correlation)."""
     xc = out.x_hat.clamp(0, 1)
     s = summary(psnr(xc, x, data_range=1.0))
     diversity = out.samples.std(0).mean().item() if out.samples.shape[0] > 1 else 0.0
@@ -260,37 +297,63 @@ def evaluate(faces: str, name: str, out: Output, x: Tensor, y: Tensor, A: Downsa
         "lpips": lpips(xc, x, model=lp).mean().item() if lp is not None else math.nan,
         "residual_max": residual_max(out.samples, y, A),
         "residual_clamped_max": measurement_residual(xc, y, A).max().item(),
-        "diversity": diversity, "hf_ratio": (hf_energy(xc) / hf_energy(x)).mean().item(),
+        "diversity": diversity,
+        "std_err_corr": (std_error_correlation(out.samples, twin_error)
+                         if diversity > 0 and twin_error is not None else math.nan),
+        "hf_ratio": (hf_energy(xc) / hf_energy(x)).mean().item(),
         "seconds_per_image": out.seconds_per_image, "x_affgan_time": math.nan, "fid": math.nan,
     }
 
 
 def markdown_table(rows: list[dict[str, object]], *, fid: bool = False) -> str:
     """The rows of one face set as a markdown table (with an FID column when ``fid``)."""
+    corr = any(not math.isnan(r.get("std_err_corr", math.nan)) for r in rows)
     header = ("| method | PSNR (± 95%) | SSIM | LPIPS | ‖Ax−y‖/‖y‖ (max) | same, clamped | "
-              "diversity (std) | HF ratio | s/image | × AffGAN time |" + (" FID |" if fid else ""))
-    lines = [header, "|---|---|---|---|---|---|---|---|---|---|" + ("---|" if fid else "")]
+              "diversity (std) |" + (" corr(std, twin err) |" if corr else "") +
+              " HF ratio | s/image | × AffGAN time |" + (" FID |" if fid else ""))
+    lines = [header, "|---|---|---|---|---|---|---|---|---|---|" + ("---|" if corr else "") +
+             ("---|" if fid else "")]
     for r in rows:
         lp = "n/a" if math.isnan(r["lpips"]) else f"{r['lpips']:.3f}"
         fd = "n/a" if math.isnan(r["fid"]) else f"{r['fid']:.1f}"
+        cr = "n/a" if math.isnan(r.get("std_err_corr", math.nan)) else f"{r['std_err_corr']:.2f}"
         lines.append(
             f"| {r['method']} | {r['psnr']:.2f} ± {r['psnr_ci95']:.2f} | {r['ssim']:.3f} | {lp} | "
-            f"{r['residual_max']:.1e} | {r['residual_clamped_max']:.1e} | {r['diversity']:.4f} | "
-            f"{r['hf_ratio']:.2f} | {r['seconds_per_image']:.2e} | {r['x_affgan_time']:.3g} |"
+            f"{r['residual_max']:.1e} | {r['residual_clamped_max']:.1e} | {r['diversity']:.4f} |"
+            + (f" {cr} |" if corr else "") +
+            f" {r['hf_ratio']:.2f} | {r['seconds_per_image']:.2e} | {r['x_affgan_time']:.3g} |"
             + (f" {fd} |" if fid else ""))
     return "\n".join(lines)
 
 
-def add_fid(rows: list[dict[str, object]], outs: dict[str, Output], x: Tensor,
-            batch_size: int) -> None:
-    """Set ``row["fid"]`` for the :data:`FID_METHODS`: FID of the clamped estimate vs ``x``.
+def truth_features(x: Tensor, batch_size: int, cache: Path | None) -> Tensor:
+    """Inception features of the truth ``x``, read from / written to ``cache`` when given (the
+    cache is used only when it holds the features of the very same images)."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
 
-    The truth's Inception features are computed once; each FID is then
+    key = f"{tuple(x.shape)} {float(x.double().sum()):.12e}"
+    if cache is not None and cache.is_file():
+        with safe_open(str(cache), framework="pt") as f:
+            if (f.metadata() or {}).get("images") == key:
+                return load_file(str(cache))["features"]
+    real = inception_features(x, batch_size=batch_size)
+    if cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        save_file({"features": real}, str(cache), metadata={"images": key})
+    return real
+
+
+def add_fid(rows: list[dict[str, object]], outs: dict[str, Output], x: Tensor,
+            batch_size: int, methods: list[str], cache: Path | None = None) -> None:
+    """Set ``row["fid"]`` for ``methods``: FID of the clamped estimate vs ``x``.
+
+    The truth's Inception features are computed once (:func:`truth_features`); each FID is then
     ``frechet_distance(features(x_hat), features(x))``, what :func:`genprior.metrics.fid` does.
     """
-    real = inception_features(x, batch_size=batch_size)
+    real = truth_features(x, batch_size, cache)
     for r in rows:
-        if r["method"] in FID_METHODS:
+        if r["method"] in methods:
             t0 = time.perf_counter()
             fake = inception_features(outs[r["method"]].x_hat.clamp(0, 1), batch_size=batch_size)
             r["fid"] = frechet_distance(fake, real)
@@ -298,7 +361,7 @@ def add_fid(rows: list[dict[str, object]], outs: dict[str, Output], x: Tensor,
                   flush=True)
 
 
-def figure(path: Path, x: Tensor, y: Tensor, outs: dict[str, Output]) -> None:
+def figure(path: Path, x: Tensor, y: Tensor, outs: dict[str, Output], reference: str) -> None:
     """Rows: faces; columns: LR input, bicubic, MSE twin, AffGAN draws 1-2, AffGAN std, CSGM
     (each prior, without and with projection), truth.
 
@@ -311,11 +374,11 @@ def figure(path: Path, x: Tensor, y: Tensor, outs: dict[str, Output]) -> None:
     import matplotlib.pyplot as plt
 
     k = x.shape[0]
-    aff = outs[REFERENCE].samples[:, :k]
+    aff = outs[reference].samples[:, :k]
     std = aff.std(0).mean(1)
     cols: list[tuple[str, Tensor]] = [
         ("LR input\n(nearest = A⁺y)", y[:k]), ("bicubic", outs["bicubic"].x_hat[:k]),
-        ("MSE twin", outs["celeba-sr4-mse"].x_hat[:k]), ("AffGAN draw 1", aff[0]),
+        *([("MSE twin", outs[TWIN].x_hat[:k])] if TWIN in outs else []), ("AffGAN draw 1", aff[0]),
         ("AffGAN draw 2", aff[1]),
         (f"AffGAN std ({aff.shape[0]} draws)\n0..{std.max().item():.2f}", std),
     ]
@@ -354,7 +417,8 @@ def main(argv: list[str] | None = None) -> int:
         raise ValueError(f"expected {args.n} faces {FIRST_ID}.. in {args.data}, got {x.shape[0]}")
     A = Downsample((3, 64, 64), 4, kernel="box")
     y = A.A(x)
-    models = {name: genprior.load_prior(name) for name in SR_MODELS}
+    models = {label: genprior.load_prior(where) for label, where in args.models.items()}
+    reference = reference_label(models)
     lp, lp_missing = lpips_model()
     fast = fast_methods(y, A, models, args)
     k = args.csgm_n
@@ -369,13 +433,15 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[dict[str, object]] = []
     tables = []
     for faces, outs, xs, ys in face_sets:
-        set_rows = [evaluate(faces, name, o, xs, ys, A, lp) for name, o in outs.items()]
-        ref = next(r["seconds_per_image"] for r in set_rows if r["method"] == REFERENCE)
+        twin_error = (outs[TWIN].x_hat - xs).abs() if TWIN in outs else None
+        set_rows = [evaluate(faces, name, o, xs, ys, A, lp, twin_error)
+                    for name, o in outs.items()]
+        ref = next(r["seconds_per_image"] for r in set_rows if r["method"] == reference)
         for r in set_rows:
             r["x_affgan_time"] = r["seconds_per_image"] / ref
         with_fid = args.fid and xs.shape[0] == args.n
         if with_fid:
-            add_fid(set_rows, outs, xs, args.fid_batch)
+            add_fid(set_rows, outs, xs, args.fid_batch, ["bicubic", *models], args.fid_cache)
         rows += set_rows
         tables.append(f"Faces {faces} ({xs.shape[0]} images):\n\n"
                       f"{markdown_table(set_rows, fid=with_fid)}")
@@ -383,7 +449,8 @@ def main(argv: list[str] | None = None) -> int:
         w = csv.DictWriter(f, fieldnames=COLUMNS)
         w.writeheader()
         w.writerows(rows)
-    figure(out_dir / f"{args.name}.png", x[:args.figure_faces], y[:args.figure_faces], sub)
+    figure(out_dir / f"{args.name}.png", x[:args.figure_faces], y[:args.figure_faces], sub,
+           reference)
     crop = "largest centred square" if args.crop is None else f"centre crop {args.crop}"
     command = " ".join(["python scripts/compare_sr.py", *(sys.argv[1:] if argv is None else argv)])
     settings = (f"CelebA held-out faces from id {FIRST_ID} ({crop}, resized to 64x64), "
@@ -396,7 +463,7 @@ def main(argv: list[str] | None = None) -> int:
                                                     f"{args.threads} CPU thread(s), seed "
                                                     f"{args.seed}.")
     if args.fid:
-        settings += (f" FID: {', '.join(FID_METHODS)} (estimate, clamped) vs the {args.n} "
+        settings += (f" FID: {', '.join(['bicubic', *models])} (estimate, clamped) vs the {args.n} "
                      "held-out truths, standard TF-Inception 2048 features "
                      "(genprior.metrics.fid); other rows n/a.")
     lpips_note = "" if lp is not None else f"LPIPS n/a: {lp_missing}"

@@ -86,3 +86,64 @@ def test_compare_sr_no_csgm_with_fid(compare_sr, tmp_path):
     assert "| FID |" in table and "no CSGM rows" in table
     row = {k: v if k in ("faces", "method") else float(v) for k, v in rows[0].items()}
     assert "FID" not in compare_sr.markdown_table([row])  # the default table is unchanged
+
+
+def test_std_error_correlation_is_pearson_over_all_entries(compare_sr):
+    g = torch.Generator().manual_seed(0)
+    err = torch.rand(2, 3, 4, 4, generator=g, dtype=torch.float64)
+    # draws +-err around a centre: the std is err * sqrt(2) exactly, perfectly correlated
+    samples = torch.stack([0.5 + err, 0.5 - err])
+    assert compare_sr.std_error_correlation(samples, err) == pytest.approx(1.0, abs=1e-12)
+    assert compare_sr.std_error_correlation(samples, -err) == pytest.approx(-1.0, abs=1e-12)
+    a = samples.std(0).flatten().numpy()
+    other = torch.rand(2, 3, 4, 4, generator=g, dtype=torch.float64)
+    assert compare_sr.std_error_correlation(samples, other) == pytest.approx(
+        np.corrcoef(a, other.flatten().numpy())[0, 1], abs=1e-12)
+
+
+def test_models_entries_and_reference(compare_sr):
+    assert compare_sr.model_entry("sn=/runs/sn/final") == ("sn", "/runs/sn/final")
+    assert compare_sr.model_entry("celeba-sr4-mse") == ("celeba-sr4-mse", "celeba-sr4-mse")
+    assert compare_sr.reference_label({"celeba-sr4-mse": 0, "celeba-sr4-affgan": 0}) == \
+        "celeba-sr4-affgan"
+    assert compare_sr.reference_label({"celeba-sr4-mse": 0, "sn": 0, "dg": 0}) == "dg"
+
+
+def test_compare_sr_with_a_model_folder_and_the_twin(compare_sr, tmp_path):
+    from genprior.priors import pretrained_dir
+
+    data = tmp_path / "faces"
+    data.mkdir()
+    rng = np.random.default_rng(2)
+    for i in range(8001, 8004):
+        Image.fromarray(rng.integers(0, 256, (109, 89, 3), dtype=np.uint8)).save(
+            data / f"{i:06d}.jpg")
+    out = tmp_path / "out"
+    folder = pretrained_dir() / "celeba-sr4-affgan"
+    assert compare_sr.main(["--data", str(data), "--n", "3", "--samples", "2", "--no-csgm",
+                            "--models", "celeba-sr4-mse", f"again={folder}", "--figure-faces",
+                            "2", "--out", str(out), "--name", "sr"]) == 0
+    with open(out / "sr.csv") as f:
+        rows = {r["method"]: r for r in csv.DictReader(f)}
+    assert list(rows) == ["bicubic", "A_dagger y", "celeba-sr4-mse", "again"]
+    assert float(rows["again"]["x_affgan_time"]) == 1.0  # the last model is the time unit
+    assert np.isnan(float(rows["bicubic"]["std_err_corr"]))  # deterministic: no spread
+    assert -1 <= float(rows["again"]["std_err_corr"]) <= 1
+    assert "corr(std, twin err)" in (out / "sr_table.md").read_text()
+
+
+def test_truth_features_are_cached_for_the_same_images_only(compare_sr, tmp_path, monkeypatch):
+    calls = []
+
+    def fake_features(x, batch_size):
+        calls.append(x.shape[0])
+        return x.flatten(1)[:, :4].double()
+
+    monkeypatch.setattr(compare_sr, "inception_features", fake_features)
+    x = torch.rand(3, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    cache = tmp_path / "truth.safetensors"
+    first = compare_sr.truth_features(x, 25, cache)
+    again = compare_sr.truth_features(x, 25, cache)
+    assert calls == [3] and torch.equal(first, again)
+    compare_sr.truth_features(x[:2], 25, cache)  # other images: computed again
+    assert calls == [3, 2]
