@@ -5,7 +5,17 @@
 #   celeba-sr4-mse     the same network trained with MSE on pairs from ids 1..8000 (AffMSE)
 # Ids 8001..9000 are held out for scripts/compare_sr.py.
 #
-# Usage: scripts/train_affgan.sh [gan|mse|both]   (default both, run concurrently)
+# Issue #18's variants (not shipped unless their card says so; runs in $RUNS/sr/<name>, 3,000
+# steps each, the shipped AffGAN's architecture, data split and instance noise):
+#   reg        AffGAN with a regularised discriminator: hinge loss, spectral norm, lazy R1
+#              (gamma 0.1 every 4 steps), DiffAugment translation+cutout
+#   reg-div    reg + the diversity-sensitive term (weight 1, tau 0.05)
+#   denoiser   the Gaussian denoiser (sigma 0.1) of AffDG, on the discriminator's half (ids 4001..8000)
+#   affdg      AffDG: the score of that denoiser instead of a discriminator (+ diversity as reg-div)
+#   affll      AffLL: the ELBO of celeba-vae as log p(x) (+ diversity as reg-div)
+#
+# Usage: scripts/train_affgan.sh [gan|mse|both|reg|reg-div|denoiser|affdg|affll]
+#        (default both, run concurrently)
 # Env:   DATA (default ../shared/data/celeba), RUNS (default /work/runs), GAN_MINUTES, MSE_MINUTES
 # Resume an interrupted run by re-running with RESUME=1.
 set -euo pipefail
@@ -39,12 +49,37 @@ train_mse() {
     pretrained/celeba-sr4-mse/
 }
 
+# the shipped AffGAN's network, data, split and instance noise; 3,000 steps
+VARIANT=(--data "$DATA" --train-range 1:8000 --img-size 64 --width 48 --n-blocks 5
+  --noise-channels 8 --d-width 32 --batch-size 32 --lr 2e-4 --instance-noise 0.1
+  --anneal-steps 2500 --ema-decay 0.999 --max-steps 3000 --ckpt-every 200 --sample-every 200
+  --seed 0 --threads 1 --device cpu)
+REG=(--gan-loss hinge --spectral-norm --r1-gamma 0.1 --r1-every 4 --diffaugment translation,cutout)
+DIV=(--diversity-weight 1 --diversity-tau 0.05)
+
+variant() {  # NAME ARGS...: train $RUNS/sr/NAME (resumes when its checkpoint exists)
+  local name=$1
+  shift
+  local resume=()
+  if [[ -f "$RUNS/sr/$name/checkpoint.safetensors" ]]; then resume=(--resume); fi
+  mkdir -p "$RUNS/sr"
+  python -m genprior train "$@" --out "$RUNS/sr/$name" "${resume[@]}" > "$RUNS/sr/$name.log" 2>&1
+}
+
 case "$WHAT" in
+  reg) variant affgan-reg affgan --loss gan "${VARIANT[@]}" "${REG[@]}" ;;
+  reg-div) variant affgan-reg-div affgan --loss gan "${VARIANT[@]}" "${REG[@]}" "${DIV[@]}" ;;
+  denoiser)
+    variant denoiser denoiser --data "$DATA" --train-range 1:8000 --img-size 64 --sigma 0.1 \
+      --width 16 --n-blocks 2 --batch-size 32 --lr 1e-3 --max-steps 1500 --ckpt-every 250 \
+      --sample-every 250 --seed 0 --threads 1 --device cpu ;;
+  affdg) variant affdg affgan --loss affdg --denoiser "$RUNS/sr/denoiser/final" "${VARIANT[@]}" "${DIV[@]}" ;;
+  affll) variant affll affgan --loss affll --density celeba-vae "${VARIANT[@]}" "${DIV[@]}" ;;
   gan) train_gan > "$RUNS/celeba-sr4-affgan.log" 2>&1 ;;
   mse) train_mse > "$RUNS/celeba-sr4-mse.log" 2>&1 ;;
   both)
     train_gan > "$RUNS/celeba-sr4-affgan.log" 2>&1 &
     train_mse > "$RUNS/celeba-sr4-mse.log" 2>&1 &
     wait ;;
-  *) echo "usage: $0 [gan|mse|both]" >&2; exit 2 ;;
+  *) echo "usage: $0 [gan|mse|both|reg|reg-div|denoiser|affdg|affll]" >&2; exit 2 ;;
 esac

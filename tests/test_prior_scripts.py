@@ -71,3 +71,31 @@ def test_face_gan_fid_loads_the_ema_generator_of_a_checkpoint(tmp_path):
                     state={"step": 1, "config": {"kind": "vae", "arch": "conv"}})
     with pytest.raises(ValueError, match="vae.safetensors is not a checkpoint of genprior train"):
         module.checkpoint_generator(tmp_path / "vae.safetensors")
+
+
+def test_affll_density_check_ranks_outputs_by_the_vaes_elbo(tmp_path):
+    from PIL import Image
+
+    data = tmp_path / "faces"
+    data.mkdir()
+    rng = np.random.default_rng(0)
+    for i in (8001, 8002):
+        Image.fromarray(rng.integers(0, 256, (109, 89, 3), dtype=np.uint8)).save(
+            data / f"{i:06d}.jpg")
+    module = _load("affll_density_check")
+    assert module.main(["--data", str(data), "--n", "2", "--out", str(tmp_path)]) == 0
+    rows = [line.split(" | ") for line in
+            (tmp_path / "affll_density_check.md").read_text().splitlines()
+            if line.startswith("| ") and not line.startswith("| output")]
+    assert [r[0] for r in rows] == ["| truth", "| bicubic", "| A_dagger y", "| celeba-sr4-mse",
+                                    "| celeba-sr4-affgan"]
+    # the truth's entry is the density's own ELBO of the faces, per entry, same draw
+    import genprior
+    from genprior.data import load_image_data
+
+    x = load_image_data(data, img_size=64, crop=54, id_range=(8001, 8002)).tensors[0]
+    with torch.no_grad():
+        e = genprior.load_prior("celeba-vae").elbo(
+            x, generator=torch.Generator().manual_seed(0)).double() / x[0].numel()
+    assert rows[0][1].startswith(f"{e.mean():.3f} ± ")
+    assert all(0 <= float(r[2].rstrip(" |")) <= 1 for r in rows[1:])
