@@ -39,6 +39,9 @@ def main(argv: list[str] | None = None) -> None:
                    help="also compute FID (needs the Inception weights; minutes per 1,000 images "
                    "on a CPU)")
     p.add_argument("--fid-batch", type=int, default=25, help="images per Inception pass")
+    p.add_argument("--priors", nargs="+", default=None,
+                   help="only these shipped priors (default: all); their entries replace those "
+                   "of an existing prior_quality.json, the others are kept")
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -48,7 +51,8 @@ def main(argv: list[str] | None = None) -> None:
     def feats(x: Tensor) -> Tensor:
         return inception_features(x, batch_size=args.fid_batch)
 
-    for name in available_priors():
+    names = available_priors() if args.priors is None else args.priors
+    for name in names:
         prior = load_prior(name)
         if is_conditional(prior):  # super-resolution models: see scripts/compare_sr.py
             continue
@@ -89,7 +93,10 @@ def main(argv: list[str] | None = None) -> None:
         results[name] = r
         print(name, r, flush=True)
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "prior_quality.json").write_text(json.dumps(results, indent=2) + "\n")
+    path = args.out / "prior_quality.json"
+    if path.is_file():  # keep the entries of the priors not measured this time
+        results = {**json.loads(path.read_text()), **results}
+    path.write_text(json.dumps(results, indent=2) + "\n")
 
 
 if __name__ == "__main__":

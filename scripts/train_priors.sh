@@ -2,14 +2,14 @@
 # Train the shipped priors and copy their final weights into pretrained/<name>/.
 #
 # Usage: scripts/train_priors.sh NAME [DATA_ROOT] [RUNS_DIR]
-#   NAME: mnist-vae | mnist-convvae | celeba-dcgan | celeba-vae | natural-vae | natural-gan | celeba-dcgan-da
+#   NAME: mnist-vae | mnist-convvae | celeba-dcgan | celeba-vae | natural-vae | natural-gan | celeba-dcgan-da | celeba-dcgan-snda
 #   DATA_ROOT: default ../shared/data ; RUNS_DIR: default /work/runs (logs, checkpoints)
 # Re-running the same NAME resumes from RUNS_DIR/NAME/checkpoint.safetensors when present.
 # Each job uses one CPU thread (--threads 1) so that two jobs share a 2-core machine.
 set -euo pipefail
 # Everything sits in main() so that bash has parsed the whole script before training starts.
 main() {
-NAME=${1:?usage: scripts/train_priors.sh mnist-vae|mnist-convvae|celeba-dcgan|celeba-vae|natural-vae|natural-gan|celeba-dcgan-da [DATA_ROOT] [RUNS_DIR]}
+NAME=${1:?usage: scripts/train_priors.sh mnist-vae|mnist-convvae|celeba-dcgan|celeba-vae|natural-vae|natural-gan|celeba-dcgan-da|celeba-dcgan-snda [DATA_ROOT] [RUNS_DIR]}
 DATA=${2:-../shared/data}
 RUNS=${3:-/work/runs}
 RUN="$RUNS/$NAME"
@@ -75,10 +75,21 @@ case "$NAME" in
       --ckpt-every 1000 --sample-every 1000 "${RESUME[@]}"
     ;;
   celeba-dcgan-da)
-    # Issue #17's limited-data recipe on the celeba-dcgan architecture (DCGANGenerator, so it
-    # loads like the shipped one): spectrally normalised D, hinge loss, DiffAugment
-    # color+translation+cutout on D's inputs, lazy R1 (gamma 0.1 every 4 steps), G EMA 0.999;
-    # same split as celeba-dcgan. Wall-time budget FACE_MINUTES per call (default 150); resumes.
+    # Issue #17: the celeba-dcgan recipe (same architecture, data, stabilisers, seed and
+    # 9,289 steps, what celeba-dcgan reached in its 70 min) plus DiffAugment translation+cutout
+    # on the discriminator's real and fake inputs: one ingredient changed. Not yet trained to the
+    # end (about 2 h of one free CPU thread; docs/prior_quality.md).
+    genprior train gan --arch dcgan --data "$DATA/celeba" --train-range 1:8000 --img-size 64 --crop 54 \
+      --out "$RUN" --nz 100 --ngf 32 --ndf 32 --epochs 200 --batch-size 64 --lr 2e-4 \
+      --label-smoothing 0.9 --instance-noise 0.1 --ema-decay 0.999 --instance-noise-steps 12000 \
+      --diffaugment translation,cutout --seed 0 --threads 1 --ckpt-every 250 --sample-every 250 \
+      --max-steps 9289 "${RESUME[@]}"
+    ;;
+  celeba-dcgan-snda)
+    # Issue #17's first try (stopped at 4,250 steps: its discriminator never separated real from
+    # fake, D(real) ~ D(fake) ~ 0.5; docs/prior_quality.md): spectrally normalised D, hinge
+    # loss, DiffAugment color+translation+cutout, lazy R1 (gamma 0.1 every 4 steps), G EMA
+    # 0.999; same architecture and split as celeba-dcgan. Wall-time budget FACE_MINUTES.
     genprior train gan --arch dcgan --data "$DATA/celeba" --train-range 1:8000 --img-size 64 --crop 54 \
       --out "$RUN" --nz 100 --ngf 32 --ndf 32 --epochs 400 --batch-size 64 --lr 2e-4 \
       --spectral-norm --loss hinge --label-smoothing 1.0 --diffaugment color,translation,cutout \

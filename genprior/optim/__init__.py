@@ -12,6 +12,8 @@ classes, one batched descent loop.
 - :mod:`~genprior.optim.lbfgs`, :mod:`~genprior.optim.gauss_newton`: :class:`LBFGS` (batched
   per-row quasi-Newton with an Armijo line search) and :class:`GaussNewton`
   (Levenberg-Marquardt on the latent with forward-mode Jacobians), the second-order steps.
+- :mod:`~genprior.optim.factory`: :func:`make_step`, the step of an optimizer name
+  (:data:`OPTIMIZERS`).
 - :mod:`~genprior.optim.descent`: :func:`descend`, the loop that runs a problem with a step on
   all rows at once, with per-row early stopping and successive halving of restarts
   (:class:`Halving`).
@@ -19,6 +21,7 @@ classes, one batched descent loop.
 
 from genprior.optim.data_fidelity import WeightedL2, soft_threshold, sum_sq
 from genprior.optim.descent import DescentRun, Halving, descend
+from genprior.optim.factory import OPTIMIZERS, make_step
 from genprior.optim.gauss_newton import GaussNewton, latent_jacobian
 from genprior.optim.latent_problem import (
     GaussianLatent,
@@ -36,11 +39,11 @@ from genprior.optim.steps import (
     ProblemStep,
     ProxGrad,
     StepOutcome,
-    make_step,
 )
 
 __all__ = [
     "LBFGS",
+    "OPTIMIZERS",
     "SGD",
     "Adam",
     "DescentRun",

@@ -15,11 +15,7 @@ from torch import Tensor
 
 from genprior._checks import check_positive
 
-__all__ = ["OPTIMIZERS", "SGD", "Adam", "LatentStep", "ProblemStep", "ProxGrad", "StepOutcome",
-           "make_step"]
-
-#: optimizer names accepted by :func:`make_step`
-OPTIMIZERS = ("adam", "sgd", "lbfgs", "gauss-newton")
+__all__ = ["SGD", "Adam", "LatentStep", "ProblemStep", "ProxGrad", "StepOutcome"]
 
 
 def _rows_mask(move: Tensor, like: Tensor) -> Tensor:
@@ -186,31 +182,3 @@ class ProxGrad(LatentStep):
 
     def update(self, v, g, state, rows, move):
         return torch.where(_rows_mask(move, v), self.prox(v - self.step * g), v)
-
-
-def make_step(optimizer: str | LatentStep | ProblemStep, lr: float,
-              ) -> LatentStep | ProblemStep:
-    """The step for an optimizer name at learning rate ``lr``, or the given step itself:
-    ``"adam"`` (:class:`Adam`), ``"sgd"`` (:class:`SGD`), ``"lbfgs"``
-    (:class:`~genprior.optim.lbfgs.LBFGS` with an Armijo line search from step ``lr``) or
-    ``"gauss-newton"`` (:class:`~genprior.optim.gauss_newton.GaussNewton`, Levenberg-Marquardt
-    with its default damping; ``lr`` is not used).
-
-    Raises:
-        ValueError: an unknown name.
-    """
-    if isinstance(optimizer, LatentStep | ProblemStep):
-        return optimizer
-    if optimizer == "adam":
-        return Adam(lr)
-    if optimizer == "sgd":
-        return SGD(lr)
-    if optimizer == "lbfgs":
-        from genprior.optim.lbfgs import LBFGS
-
-        return LBFGS(lr)
-    if optimizer == "gauss-newton":
-        from genprior.optim.gauss_newton import GaussNewton
-
-        return GaussNewton()
-    raise ValueError(f"optimizer must be one of {OPTIMIZERS} or a LatentStep, got {optimizer!r}")

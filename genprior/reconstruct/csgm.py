@@ -45,7 +45,7 @@ from genprior.optim import (
     descend,
     make_step,
 )
-from genprior.optim.steps import OPTIMIZERS
+from genprior.optim.factory import OPTIMIZERS
 from genprior.priors.base import _reference_tensor
 from genprior.reconstruct._problem import (
     check_latent_prior,
