@@ -3,6 +3,7 @@ written by the old code still load."""
 
 from __future__ import annotations
 
+import inspect
 import json
 import warnings
 
@@ -110,7 +111,8 @@ EXPECTED = {
     "downsample": {"img_size": [3, 6, 4], "factor": 2, "kernel": "bicubic", "noise_std": 0.5},
     "inpaint": {"img_size": [1, 5, 5], "noise_std": 0.2},
     "mlp_vae": {"img_shape": [1, 6, 5], "hidden": 7, "latent_dim": 3},
-    "conv_vae": {"img_shape": [3, 16, 16], "latent_dim": 6, "base_channels": 4},
+    "conv_vae": {"img_shape": [3, 16, 16], "latent_dim": 6, "base_channels": 4,
+                 "latent_gaussian": False},
     "dcgan": {"nz": 8, "ngf": 4, "nc": 1, "img_size": 28},
     "dcgan_discriminator": {"ndf": 4, "nc": 1, "img_size": 28, "spectral_norm": False,
                             "batch_norm": True},
@@ -236,7 +238,9 @@ def test_shipped_prior_folders_of_the_old_code_load(name, tmp_path):
     assert type(model) is SHIPPED_CLASSES[name]
     assert isinstance(model, ConditionalPrior) is (SHIPPED_CLASSES[name] is ConditionalSR)
     assert isinstance(model, Prior) is not isinstance(model, ConditionalPrior)
-    assert model.config == stored["config"]
+    # the stored arguments, plus those added to the class since, at their defaults
+    defaults = {k: p.default for k, p in inspect.signature(type(model)).parameters.items()}
+    assert model.config == {**{k: defaults[k] for k in model.config}, **stored["config"]}
     model.save_pretrained(tmp_path)  # written again in the same format
     again = load_config(tmp_path / "config.json")
-    assert again == {"_class": stored["_class"], "config": stored["config"]}
+    assert again == {"_class": stored["_class"], "config": model.config}

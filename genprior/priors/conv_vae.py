@@ -13,6 +13,13 @@ starting latent.
 
 Normalisation is GroupNorm, so :meth:`ConvVAE.decode` is the same function in train and eval
 mode and does not mix samples of a batch (which latent optimisation relies on).
+
+An *ex-post* latent Gaussian (``latent_gaussian=True``; Ghosh et al. 2020 fit densities to the
+latent codes after training) re-parametrises the latent as :math:`z = m + L u` with
+:math:`u \sim \mathcal N(0, I)`, :math:`m` and :math:`L L^\top` the mean and covariance of the
+encoder means over the training data (:func:`with_latent_gaussian`): prior draws then follow
+the codes the decoder was trained on, and every latent method (CSGM's :math:`\|u\|^2`, the
+samplers) still sees a standard normal latent.
 """
 
 from __future__ import annotations
@@ -27,7 +34,7 @@ from genprior.priors.base import register_prior
 from genprior.priors.dcgan import dcgan_decoder, dcgan_layout
 from genprior.priors.vae_mlp import VAEPrior
 
-__all__ = ["ConvVAE", "gaussian_log_likelihood"]
+__all__ = ["ConvVAE", "gaussian_log_likelihood", "with_latent_gaussian"]
 
 _MIN_LOG_SIGMA = math.log(1e-3)
 
@@ -67,6 +74,9 @@ class ConvVAE(VAEPrior):
         latent_dim: dimension of :math:`z`.
         base_channels: width of the first encoder / last decoder stage (others are wider by
             powers of 2).
+        latent_gaussian: decode :math:`z = m + L u` from the latent :math:`u` (buffers
+            ``latent_loc`` :math:`m` and ``latent_scale_tril`` :math:`L`, lower triangular with
+            a positive diagonal; the identity map until set, see :func:`with_latent_gaussian`).
 
     Shape:
         - z: ``(B, latent_dim)``, encoded by the convolutional encoder
@@ -80,7 +90,7 @@ class ConvVAE(VAEPrior):
 
     def __init__(
         self, img_shape: Sequence[int] = (3, 64, 64), latent_dim: int = 128,
-        base_channels: int = 32,
+        base_channels: int = 32, latent_gaussian: bool = False,
     ) -> None:
         if len(img_shape) != 3 or img_shape[1] != img_shape[2]:
             raise ValueError(f"img_shape must be (C, H, W) with H == W, got {tuple(img_shape)}")
@@ -102,6 +112,10 @@ class ConvVAE(VAEPrior):
         self.decoder = nn.Sequential(*dcgan_decoder(latent_dim, base_channels, c, size,
                                                     norm=_norm, bias=True, inplace=False))
         self.log_sigma = nn.Parameter(torch.zeros(()))
+        self.latent_gaussian = bool(latent_gaussian)
+        if self.latent_gaussian:
+            self.register_buffer("latent_loc", torch.zeros(latent_dim))
+            self.register_buffer("latent_scale_tril", torch.eye(latent_dim))
 
     @property
     def sigma(self) -> Tensor:
@@ -110,9 +124,19 @@ class ConvVAE(VAEPrior):
 
     def _encode(self, x: Tensor) -> tuple[Tensor, Tensor]:
         h = self.encoder(2 * x - 1)
-        return self.fc_mu(h), self.fc_logvar(h)
+        mu, logvar = self.fc_mu(h), self.fc_logvar(h)
+        if not self.latent_gaussian:
+            return mu, logvar
+        # u = L^{-1} (z - m); q(u | x) keeps the diagonal of L^{-1} diag(var) L^{-T}
+        L_inv = torch.linalg.solve_triangular(
+            self.latent_scale_tril, torch.eye(len(mu[0]), dtype=mu.dtype, device=mu.device),
+            upper=False)
+        mu_u = (mu - self.latent_loc) @ L_inv.T
+        return mu_u, torch.log(logvar.exp() @ L_inv.pow(2).T)
 
     def _decode_logits(self, z: Tensor) -> Tensor:
+        if self.latent_gaussian:
+            z = self.latent_loc + z @ self.latent_scale_tril.T
         return self.decoder(z[:, :, None, None])
 
     def log_likelihood(self, x: Tensor, z: Tensor) -> Tensor:
@@ -125,3 +149,42 @@ class ConvVAE(VAEPrior):
         """
         log_sigma = self.log_sigma.clamp(min=_MIN_LOG_SIGMA)
         return gaussian_log_likelihood(x, self.decode(z), log_sigma)
+
+
+@torch.no_grad()
+def with_latent_gaussian(vae: ConvVAE, x: Tensor, *, batch_size: int = 500) -> ConvVAE:
+    r"""A copy of ``vae`` whose latent prior is the Gaussian fitted to its codes of ``x``.
+
+    :math:`m` and :math:`\Sigma = L L^	op` (Cholesky) are the mean and the covariance (divisor
+    :math:`N - 1`) of the encoder means :math:`\mu(x_i)`; the copy decodes
+    :math:`z = m + L u`, so its encoder means of ``x`` have mean 0 and covariance :math:`I`
+    exactly, and :math:`u \sim \mathcal N(0, I)` draws codes distributed like the data's.
+
+    Args:
+        vae: a trained :class:`ConvVAE` with ``latent_gaussian=False``.
+        x: the training images whose codes are fitted (more than ``latent_dim`` of them).
+        batch_size: images per encoder pass.
+
+    Returns:
+        the new :class:`ConvVAE` (``latent_gaussian=True``), in eval mode, on ``vae``'s device.
+
+    Raises:
+        ValueError: ``vae`` already has a latent Gaussian, or too few images.
+
+    Shape:
+        - x: ``(N, *vae.img_shape)``, ``N > latent_dim``
+    """
+    if vae.latent_gaussian:
+        raise ValueError("this ConvVAE already has a latent Gaussian; fit the original one")
+    d = vae.latent_shape[0]
+    if x.shape[0] <= d:
+        raise ValueError(f"fitting a {d}-d Gaussian needs more than {d} images, got {x.shape[0]}")
+    mu = torch.cat([vae.encode(xb)[0] for xb in x.split(batch_size)]).double()
+    loc = mu.mean(0)
+    scale_tril = torch.linalg.cholesky(torch.cov(mu.T))
+    out = ConvVAE(**{**vae.config, "latent_gaussian": True})
+    ref = next(vae.parameters())
+    out = out.to(device=ref.device, dtype=ref.dtype)
+    out.load_state_dict({**vae.state_dict(), "latent_loc": loc.to(ref.dtype),
+                         "latent_scale_tril": scale_tril.to(ref.dtype)})
+    return out.eval()
