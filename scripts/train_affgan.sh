@@ -5,16 +5,20 @@
 #   celeba-sr4-mse     the same network trained with MSE on pairs from ids 1..8000 (AffMSE)
 # Ids 8001..9000 are held out for scripts/compare_sr.py.
 #
-# Issue #18's variants (not shipped unless their card says so; runs in $RUNS/sr/<name>, 3,000
+# Issue #18's variants (not shipped unless their card says so; runs in $RUNS/sr/<name>, 2,000
 # steps each, the shipped AffGAN's architecture, data split and instance noise):
+#   div        the shipped AffGAN recipe + the diversity-sensitive term (weight 1, tau 0.05)
 #   reg        AffGAN with a regularised discriminator: hinge loss, spectral norm, lazy R1
 #              (gamma 0.1 every 4 steps), DiffAugment translation+cutout
-#   reg-div    reg + the diversity-sensitive term (weight 1, tau 0.05)
+#   reg-div    reg + the diversity-sensitive term
 #   denoiser   the Gaussian denoiser (sigma 0.1) of AffDG, on the discriminator's half (ids 4001..8000)
 #   affdg      AffDG: the score of that denoiser instead of a discriminator (+ diversity as reg-div)
 #   affll      AffLL: the ELBO of celeba-vae as log p(x) (+ diversity as reg-div)
+#   dcheck     200 steps each of the shipped recipe (diag/ns), with --spectral-norm (diag/sn) and
+#              with --gan-loss hinge (diag/hinge): does the discriminator still separate real
+#              from generated faces? (scripts/log_means.py on their log.csv)
 #
-# Usage: scripts/train_affgan.sh [gan|mse|both|reg|reg-div|denoiser|affdg|affll]
+# Usage: scripts/train_affgan.sh [gan|mse|both|div|reg|reg-div|denoiser|affdg|affll|dcheck]
 #        (default both, run concurrently)
 # Env:   DATA (default ../shared/data/celeba), RUNS (default /work/runs), GAN_MINUTES, MSE_MINUTES
 # Resume an interrupted run by re-running with RESUME=1.
@@ -49,10 +53,10 @@ train_mse() {
     pretrained/celeba-sr4-mse/
 }
 
-# the shipped AffGAN's network, data, split and instance noise; 3,000 steps
+# the shipped AffGAN's network, data, split and instance noise; 2,000 steps
 VARIANT=(--data "$DATA" --train-range 1:8000 --img-size 64 --width 48 --n-blocks 5
   --noise-channels 8 --d-width 32 --batch-size 32 --lr 2e-4 --instance-noise 0.1
-  --anneal-steps 2500 --ema-decay 0.999 --max-steps 3000 --ckpt-every 200 --sample-every 200
+  --anneal-steps 2500 --ema-decay 0.999 --max-steps 2000 --ckpt-every 200 --sample-every 200
   --seed 0 --threads 1 --device cpu)
 REG=(--gan-loss hinge --spectral-norm --r1-gamma 0.1 --r1-every 4 --diffaugment translation,cutout)
 DIV=(--diversity-weight 1 --diversity-tau 0.05)
@@ -62,11 +66,12 @@ variant() {  # NAME ARGS...: train $RUNS/sr/NAME (resumes when its checkpoint ex
   shift
   local resume=()
   if [[ -f "$RUNS/sr/$name/checkpoint.safetensors" ]]; then resume=(--resume); fi
-  mkdir -p "$RUNS/sr"
+  mkdir -p "$(dirname "$RUNS/sr/$name")"
   python -m genprior train "$@" --out "$RUNS/sr/$name" "${resume[@]}" > "$RUNS/sr/$name.log" 2>&1
 }
 
 case "$WHAT" in
+  div) variant affgan-div affgan --loss gan "${VARIANT[@]}" "${DIV[@]}" ;;
   reg) variant affgan-reg affgan --loss gan "${VARIANT[@]}" "${REG[@]}" ;;
   reg-div) variant affgan-reg-div affgan --loss gan "${VARIANT[@]}" "${REG[@]}" "${DIV[@]}" ;;
   denoiser)
@@ -74,6 +79,10 @@ case "$WHAT" in
       --width 16 --n-blocks 2 --batch-size 32 --lr 1e-3 --max-steps 1500 --ckpt-every 250 \
       --sample-every 250 --seed 0 --threads 1 --device cpu ;;
   affdg) variant affdg affgan --loss affdg --denoiser "$RUNS/sr/denoiser/final" "${VARIANT[@]}" "${DIV[@]}" ;;
+  dcheck)
+    variant diag/ns affgan --loss gan "${VARIANT[@]}" --max-steps 200
+    variant diag/sn affgan --loss gan "${VARIANT[@]}" --max-steps 200 --spectral-norm
+    variant diag/hinge affgan --loss gan "${VARIANT[@]}" --max-steps 200 --gan-loss hinge ;;
   affll) variant affll affgan --loss affll --density celeba-vae "${VARIANT[@]}" "${DIV[@]}" ;;
   gan) train_gan > "$RUNS/celeba-sr4-affgan.log" 2>&1 ;;
   mse) train_mse > "$RUNS/celeba-sr4-mse.log" 2>&1 ;;
@@ -81,5 +90,5 @@ case "$WHAT" in
     train_gan > "$RUNS/celeba-sr4-affgan.log" 2>&1 &
     train_mse > "$RUNS/celeba-sr4-mse.log" 2>&1 &
     wait ;;
-  *) echo "usage: $0 [gan|mse|both|reg|reg-div|denoiser|affdg|affll]" >&2; exit 2 ;;
+  *) echo "usage: $0 [gan|mse|both|div|reg|reg-div|denoiser|affdg|affll|dcheck]" >&2; exit 2 ;;
 esac

@@ -99,3 +99,15 @@ def test_affll_density_check_ranks_outputs_by_the_vaes_elbo(tmp_path):
             x, generator=torch.Generator().manual_seed(0)).double() / x[0].numel()
     assert rows[0][1].startswith(f"{e.mean():.3f} ± ")
     assert all(0 <= float(r[2].rstrip(" |")) <= 1 for r in rows[1:])
+
+
+def test_log_means_averages_the_last_steps(tmp_path, capsys):
+    log = tmp_path / "log.csv"
+    log.write_text("step,epoch,time_s,d_real,d_fake\n" +
+                   "".join(f"{i},0,{i}.0,{i / 10},{1 - i / 10}\n" for i in range(1, 6)))
+    module = _load("log_means")
+    assert module.main([str(log), "--last", "2", "--columns", "d_real", "d_fake"]) == 0
+    assert f"| {log} | 4..5 | 0.450 | 0.550 |" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        module.main([str(log), "--columns", "loss_g"])
+    assert "has no column(s) ['loss_g']" in capsys.readouterr().err

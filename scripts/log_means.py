@@ -1,0 +1,45 @@
+"""Means of a training log's columns over its last steps, one line per run.
+
+Used for the discriminator checks of docs/super_resolution.md and docs/prior_quality.md: how far
+apart D(real) and D(fake) are at the end of a run.
+
+Example::
+
+    python scripts/log_means.py /work/runs/sr/diag-*/log.csv --last 50 --columns d_real d_fake
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+from pathlib import Path
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("logs", nargs="+", type=Path, help="log.csv files of training runs")
+    p.add_argument("--last", type=int, default=50, help="steps averaged (the last ones)")
+    p.add_argument("--columns", nargs="+", default=None, help="columns (default: all but step)")
+    args = p.parse_args(argv)
+    if args.last < 1:
+        p.error(f"--last must be >= 1, got {args.last}")
+    print(f"| log | steps | {' | '.join(args.columns or ['(all)'])} |")
+    for path in args.logs:
+        with open(path) as f:
+            rows = list(csv.DictReader(f))
+        if not rows:
+            p.error(f"{path} has no rows")
+        cols = args.columns or [c for c in rows[0] if c not in ("step", "epoch", "time_s")]
+        missing = [c for c in cols if c not in rows[0]]
+        if missing:
+            p.error(f"{path} has no column(s) {missing}; it has {list(rows[0])}")
+        tail = rows[-args.last:]
+        means = [sum(float(r[c]) for r in tail) / len(tail) for c in cols]
+        print(f"| {path} | {tail[0]['step']}..{tail[-1]['step']} | "
+              + " | ".join(f"{m:.3f}" for m in means) + " |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
