@@ -14,6 +14,8 @@ Writes ``<out>/<stem>.md`` (the command and the table) and ``<out>/<stem>.json``
 ``--grid``, a PNG with 16 samples per row, one row per generator (same latents for generators
 of the same latent size).
 
+With ``--no-fid`` only the ``--grid`` is written (no Inception weights needed).
+
 Example (what docs/prior_quality.md reports)::
 
     python scripts/face_gan_fid.py --data-root ../shared/data --priors celeba-dcgan \
@@ -55,10 +57,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--out", type=Path, default=Path("docs"))
     p.add_argument("--stem", default="face_gan_fid")
     p.add_argument("--grid", type=Path, default=None, help="PNG of 16 samples per generator")
+    p.add_argument("--no-fid", action="store_true", help="only the --grid (no Inception)")
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args(argv)
     if not args.priors and not args.checkpoints:
         p.error("give at least one of --priors and --checkpoints")
+    if args.no_fid and args.grid is None:
+        p.error("--no-fid needs --grid (there is nothing else to write)")
     if args.n < 2 or args.n % CHUNK:
         p.error(f"--n must be a positive multiple of {CHUNK}, got {args.n}")
     return args
@@ -100,7 +105,7 @@ def samples(prior: nn.Module, n: int) -> tuple[Tensor, Tensor]:
     """The 64 grid draws and the next ``n`` draws of a generator seeded 0, clamped to [0, 1]."""
     g = make_generator(0)
     grid = prior.sample(GRID_DRAWS, generator=g)
-    x = torch.cat([prior.sample(CHUNK, generator=g) for _ in range(n // CHUNK)])
+    x = torch.cat([prior.sample(CHUNK, generator=g) for _ in range(n // CHUNK)] or [grid[:0]])
     if not torch.isfinite(x).all():
         raise RuntimeError("the generator produced non-finite samples")
     return grid.clamp(0, 1), x.clamp(0, 1)
@@ -126,11 +131,15 @@ def write_table(rows: list[dict], floor: float, args: argparse.Namespace) -> Non
 def main(argv=None) -> int:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
+    generators = [(name, load_prior(name), None) for name in args.priors]
+    generators += [(path.stem, *checkpoint_generator(path)) for path in args.checkpoints]
+    if args.no_fid:
+        save_grid_png(args.grid, torch.cat([samples(prior, 0)[0][:16] for _, prior, _ in
+                                            generators]), nrow=16, pad_value=1.0)
+        return 0
     feats = real_features(args)
     floor = frechet_distance(feats["train"], feats["heldout"])
     print(f"floor (train vs held-out) FID {floor:.2f}", flush=True)
-    generators = [(name, load_prior(name), None) for name in args.priors]
-    generators += [(path.stem, *checkpoint_generator(path)) for path in args.checkpoints]
     rows, grids = [], []
     for name, prior, step in generators:
         grid, x = samples(prior, args.n)

@@ -111,3 +111,22 @@ def test_log_means_averages_the_last_steps(tmp_path, capsys):
     with pytest.raises(SystemExit):
         module.main([str(log), "--columns", "loss_g"])
     assert "has no column(s) ['loss_g']" in capsys.readouterr().err
+
+
+def test_face_gan_fid_grid_only_needs_no_inception(tmp_path):
+    from PIL import Image
+
+    module = _load("face_gan_fid")
+    config = {"nz": 8, "ngf": 4, "nc": 3, "img_size": 16}
+    save_checkpoint(tmp_path / "ck.safetensors",
+                    modules={"G_ema": DCGANGenerator(**config)},
+                    state={"step": 3, "config": {"kind": "gan", "arch": "dcgan",
+                                                 "generator": config}})
+    grid = tmp_path / "grid.png"
+    assert module.main(["--data-root", str(tmp_path), "--checkpoints",
+                        str(tmp_path / "ck.safetensors"), str(tmp_path / "ck.safetensors"),
+                        "--no-fid", "--grid", str(grid)]) == 0
+    w, h = Image.open(grid).size
+    assert w > 16 * 16 and 2 * 16 < h < 3 * 16  # 16 samples per row, two rows
+    with pytest.raises(SystemExit):
+        module.parse_args(["--data-root", str(tmp_path), "--priors", "x", "--no-fid"])
