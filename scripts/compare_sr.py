@@ -147,6 +147,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--fid", action="store_true",
                    help="FID of bicubic and the SR models vs the truth on all --n faces (needs "
                    "the Inception weights; minutes per 1,000 images on a CPU)")
+    p.add_argument("--fid-methods", nargs="+", default=None,
+                   help="FID only for these methods (labels; default: bicubic and every SR model)")
     p.add_argument("--fid-cache", type=Path, default=None,
                    help="safetensors file keeping the truth's Inception features between runs")
     p.add_argument("--fid-batch", type=int, default=25, help="images per Inception pass")
@@ -419,6 +421,10 @@ def main(argv: list[str] | None = None) -> int:
     y = A.A(x)
     models = {label: genprior.load_prior(where) for label, where in args.models.items()}
     reference = reference_label(models)
+    fid_methods = args.fid_methods or ["bicubic", *models]
+    unknown = sorted(set(fid_methods) - {"bicubic", "A_dagger y", *models})
+    if unknown:
+        raise SystemExit(f"--fid-methods {unknown} are not among the methods of this run")
     lp, lp_missing = lpips_model()
     fast = fast_methods(y, A, models, args)
     k = args.csgm_n
@@ -441,7 +447,7 @@ def main(argv: list[str] | None = None) -> int:
             r["x_affgan_time"] = r["seconds_per_image"] / ref
         with_fid = args.fid and xs.shape[0] == args.n
         if with_fid:
-            add_fid(set_rows, outs, xs, args.fid_batch, ["bicubic", *models], args.fid_cache)
+            add_fid(set_rows, outs, xs, args.fid_batch, fid_methods, args.fid_cache)
         rows += set_rows
         tables.append(f"Faces {faces} ({xs.shape[0]} images):\n\n"
                       f"{markdown_table(set_rows, fid=with_fid)}")
@@ -463,7 +469,7 @@ def main(argv: list[str] | None = None) -> int:
                                                     f"{args.threads} CPU thread(s), seed "
                                                     f"{args.seed}.")
     if args.fid:
-        settings += (f" FID: {', '.join(['bicubic', *models])} (estimate, clamped) vs the {args.n} "
+        settings += (f" FID: {', '.join(fid_methods)} (estimate, clamped) vs the {args.n} "
                      "held-out truths, standard TF-Inception 2048 features "
                      "(genprior.metrics.fid); other rows n/a.")
     lpips_note = "" if lp is not None else f"LPIPS n/a: {lp_missing}"

@@ -130,6 +130,9 @@ def test_compare_sr_with_a_model_folder_and_the_twin(compare_sr, tmp_path):
     assert np.isnan(float(rows["bicubic"]["std_err_corr"]))  # deterministic: no spread
     assert -1 <= float(rows["again"]["std_err_corr"]) <= 1
     assert "corr(std, twin err)" in (out / "sr_table.md").read_text()
+    with pytest.raises(SystemExit, match=r"--fid-methods \['nope'\] are not among"):
+        compare_sr.main(["--data", str(data), "--n", "3", "--samples", "2", "--no-csgm",
+                         "--fid-methods", "nope", "--out", str(out), "--name", "sr2"])
 
 
 def test_truth_features_are_cached_for_the_same_images_only(compare_sr, tmp_path, monkeypatch):
