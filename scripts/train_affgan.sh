@@ -7,12 +7,13 @@
 #
 # Issue #18's variants (not shipped unless their card says so; runs in $RUNS/sr/<name>, 2,000
 # steps each, the shipped AffGAN's architecture, data split and instance noise):
-#   div        the shipped AffGAN recipe + the diversity-sensitive term (weight 1, tau 0.05)
+#   div        the shipped AffGAN recipe + the diversity-sensitive term (weight 1, tau 0.02:
+#              draws at least ~0.02 apart in per-pixel std)
 #   reg        AffGAN with a regularised discriminator: hinge loss, spectral norm, lazy R1
 #              (gamma 0.1 every 4 steps), DiffAugment translation+cutout
 #   reg-div    reg + the diversity-sensitive term
 #   denoiser   the Gaussian denoiser (sigma 0.1) of AffDG, on the discriminator's half (ids 4001..8000)
-#   affdg      AffDG: the score of that denoiser instead of a discriminator (+ diversity as reg-div)
+#   affdg      AffDG: the score of that denoiser instead of a discriminator (+ diversity, tau 0.05)
 #   affll      AffLL: the ELBO of celeba-vae as log p(x) (+ diversity as reg-div)
 #   dcheck     200 steps each of the shipped recipe (diag/ns), with --spectral-norm (diag/sn) and
 #              with --gan-loss hinge (diag/hinge): does the discriminator still separate real
@@ -59,7 +60,7 @@ VARIANT=(--data "$DATA" --train-range 1:8000 --img-size 64 --width 48 --n-blocks
   --anneal-steps 2500 --ema-decay 0.999 --max-steps 2000 --ckpt-every 200 --sample-every 200
   --seed 0 --threads 1 --device cpu)
 REG=(--gan-loss hinge --spectral-norm --r1-gamma 0.1 --r1-every 4 --diffaugment translation,cutout)
-DIV=(--diversity-weight 1 --diversity-tau 0.05)
+DIV=(--diversity-weight 1 --diversity-tau 0.02)
 
 variant() {  # NAME ARGS...: train $RUNS/sr/NAME (resumes when its checkpoint exists)
   local name=$1
@@ -78,7 +79,7 @@ case "$WHAT" in
     variant denoiser denoiser --data "$DATA" --train-range 1:8000 --img-size 64 --sigma 0.1 \
       --width 16 --n-blocks 2 --batch-size 32 --lr 1e-3 --max-steps 1500 --ckpt-every 250 \
       --sample-every 250 --seed 0 --threads 1 --device cpu ;;
-  affdg) variant affdg affgan --loss affdg --denoiser "$RUNS/sr/denoiser/final" "${VARIANT[@]}" "${DIV[@]}" ;;
+  affdg) variant affdg affgan --loss affdg --denoiser "$RUNS/sr/denoiser/final" "${VARIANT[@]}" "${DIV[@]}" --diversity-tau 0.05 ;;
   dcheck)
     variant diag/ns affgan --loss gan "${VARIANT[@]}" --max-steps 200
     variant diag/sn affgan --loss gan "${VARIANT[@]}" --max-steps 200 --spectral-norm
