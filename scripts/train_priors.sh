@@ -68,8 +68,9 @@ case "$NAME" in
     ;;
   mnist-convvae)
     # Issue #17's digit prior: ConvVAE (conv encoder, DCGAN-layout decoder 7x7 -> 28x28,
-    # GroupNorm) with a learned output scale (sigma-VAE), the same 20-d N(0, I) latent as
-    # mnist-vae; Adam 1e-3, batch 100, 30 epochs of the 60,000 training digits.
+    # GroupNorm) with a learned output scale (sigma-VAE), the same 20-d latent as mnist-vae;
+    # Adam 1e-3, batch 100, 30 epochs of the 60,000 training digits; then the ex-post latent
+    # Gaussian (scripts/ex_post_latent.py, below) before it is copied to pretrained/.
     genprior train vae --arch conv --latent-dim 20 --base-channels 32 --data "$DATA/mnist" \
       --out "$RUN" --epochs 30 --batch-size 100 --lr 1e-3 --seed 0 --threads 1 \
       --ckpt-every 1000 --sample-every 1000 "${RESUME[@]}"
@@ -99,6 +100,14 @@ case "$NAME" in
   *) echo "unknown prior $NAME" >&2; exit 2 ;;
 esac
 
+if [[ "$NAME" == mnist-convvae ]]; then
+  # the shipped digit prior carries the ex-post latent Gaussian fitted to the training digits
+  rm -rf "pretrained/$NAME.new"
+  python scripts/ex_post_latent.py --prior "$RUN/final" --data "$DATA/mnist" --out "pretrained/$NAME.new"
+  mkdir -p "pretrained/$NAME"  # weights and config replaced; the model card stays
+  mv "pretrained/$NAME.new"/* "pretrained/$NAME"/ && rmdir "pretrained/$NAME.new"
+  return 0
+fi
 # Re-save the final weights through the public API (config.json + model.safetensors).
 python - "$RUN/final" "pretrained/$NAME" <<'PY'
 import sys
