@@ -37,7 +37,7 @@ def main(argv=None) -> int:
         tail = rows[-args.last:]
         means = [sum(float(r[c]) for r in tail) / len(tail) for c in cols]
         print(f"| {path} | {tail[0]['step']}..{tail[-1]['step']} | "
-              + " | ".join(f"{m:.3f}" for m in means) + " |")
+              + " | ".join(f"{m:.4g}" for m in means) + " |")
     return 0
 
 

@@ -107,7 +107,7 @@ def test_log_means_averages_the_last_steps(tmp_path, capsys):
                    "".join(f"{i},0,{i}.0,{i / 10},{1 - i / 10}\n" for i in range(1, 6)))
     module = _load("log_means")
     assert module.main([str(log), "--last", "2", "--columns", "d_real", "d_fake"]) == 0
-    assert f"| {log} | 4..5 | 0.450 | 0.550 |" in capsys.readouterr().out
+    assert f"| {log} | 4..5 | 0.45 | 0.55 |" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         module.main([str(log), "--columns", "loss_g"])
     assert "has no column(s) ['loss_g']" in capsys.readouterr().err
