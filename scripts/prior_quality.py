@@ -42,6 +42,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--priors", nargs="+", default=None,
                    help="only these shipped priors (default: all); their entries replace those "
                    "of an existing prior_quality.json, the others are kept")
+    p.add_argument("--side-by-side", type=Path, default=None,
+                   help="also a PNG with 16 draws (seed 0) of each measured prior, one row each")
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -52,13 +54,15 @@ def main(argv: list[str] | None = None) -> None:
         return inception_features(x, batch_size=args.fid_batch)
 
     names = available_priors() if args.priors is None else args.priors
+    rows: list[Tensor] = []
     for name in names:
         prior = load_prior(name)
         if is_conditional(prior):  # super-resolution models: see scripts/compare_sr.py
             continue
         g = make_generator(0)
-        save_grid_png(Path("pretrained") / name / "samples.png",
-                      prior.sample(64, generator=g).clamp(0, 1), pad_value=1.0)
+        grid = prior.sample(64, generator=g).clamp(0, 1)
+        save_grid_png(Path("pretrained") / name / "samples.png", grid, pad_value=1.0)
+        rows.append(grid[:16])
         r: dict[str, float] = {}
         if name.startswith("mnist"):
             x = load_mnist(args.data_root / "mnist", split="test").as_tensor()
@@ -92,6 +96,10 @@ def main(argv: list[str] | None = None) -> None:
         r["n_heldout"] = len(x)
         results[name] = r
         print(name, r, flush=True)
+    if args.side_by_side is not None:
+        if len({r.shape[1:] for r in rows}) > 1:
+            raise SystemExit("--side-by-side needs priors of one image shape")
+        save_grid_png(args.side_by_side, torch.cat(rows), nrow=16, pad_value=1.0)
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "prior_quality.json"
     if path.is_file():  # keep the entries of the priors not measured this time

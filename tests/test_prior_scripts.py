@@ -130,3 +130,29 @@ def test_face_gan_fid_grid_only_needs_no_inception(tmp_path):
     assert w > 16 * 16 and 2 * 16 < h < 3 * 16  # 16 samples per row, two rows
     with pytest.raises(SystemExit):
         module.parse_args(["--data-root", str(tmp_path), "--priors", "x", "--no-fid"])
+
+
+def test_prior_quality_merges_its_json_and_draws_priors_side_by_side(tmp_path, monkeypatch):
+    import json
+
+    from PIL import Image
+
+    root = tmp_path / "data" / "mnist"
+    root.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    np.savez(root / "mnist_test_00.npz", x=rng.integers(0, 256, (3, 28, 28), dtype=np.uint8),
+             y=np.arange(3))
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "prior_quality.json").write_text(json.dumps({"celeba-vae": {"fid": 1.0}}))
+    monkeypatch.chdir(tmp_path)  # its sample grids go to ./pretrained/<name>/samples.png
+    module = _load("prior_quality")
+    module.main(["--data-root", str(tmp_path / "data"), "--out", str(out), "--priors",
+                 "mnist-vae", "mnist-convvae", "--side-by-side", str(tmp_path / "s.png")])
+    results = json.loads((out / "prior_quality.json").read_text())
+    assert list(results) == ["celeba-vae", "mnist-vae", "mnist-convvae"]  # the old entry kept
+    assert results["mnist-convvae"]["n_heldout"] == 3
+    assert results["mnist-convvae"]["recon_mse_per_pixel"] >= 0
+    w, h = Image.open(tmp_path / "s.png").size
+    assert w > 16 * 28 and 2 * 28 < h < 3 * 28  # 16 draws per prior, one row each
+    assert (tmp_path / "pretrained" / "mnist-convvae" / "samples.png").is_file()
