@@ -7,6 +7,7 @@
 #
 # Issue #18's variants (not shipped unless their card says so; runs in $RUNS/sr/<name>, 2,000
 # steps each, the shipped AffGAN's architecture, data split and instance noise):
+#   base       the shipped AffGAN recipe alone for the same 2,000 steps (the variants' baseline)
 #   div        the shipped AffGAN recipe + the diversity-sensitive term (weight 1, tau 0.02:
 #              draws at least ~0.02 apart in per-pixel std)
 #   reg        AffGAN with a regularised discriminator: hinge loss, spectral norm, lazy R1
@@ -19,7 +20,7 @@
 #              with --gan-loss hinge (diag/hinge): does the discriminator still separate real
 #              from generated faces? (scripts/log_means.py on their log.csv)
 #
-# Usage: scripts/train_affgan.sh [gan|mse|both|div|reg|reg-div|denoiser|affdg|affll|dcheck]
+# Usage: scripts/train_affgan.sh [gan|mse|both|base|div|reg|reg-div|denoiser|affdg|affll|dcheck]
 #        (default both, run concurrently)
 # Env:   DATA (default ../shared/data/celeba), RUNS (default /work/runs), GAN_MINUTES, MSE_MINUTES
 # Resume an interrupted run by re-running with RESUME=1.
@@ -72,6 +73,7 @@ variant() {  # NAME ARGS...: train $RUNS/sr/NAME (resumes when its checkpoint ex
 }
 
 case "$WHAT" in
+  base) variant affgan-base affgan --loss gan "${VARIANT[@]}" ;;
   div) variant affgan-div affgan --loss gan "${VARIANT[@]}" "${DIV[@]}" ;;
   reg) variant affgan-reg affgan --loss gan "${VARIANT[@]}" "${REG[@]}" ;;
   reg-div) variant affgan-reg-div affgan --loss gan "${VARIANT[@]}" "${REG[@]}" "${DIV[@]}" ;;
@@ -91,5 +93,5 @@ case "$WHAT" in
     train_gan > "$RUNS/celeba-sr4-affgan.log" 2>&1 &
     train_mse > "$RUNS/celeba-sr4-mse.log" 2>&1 &
     wait ;;
-  *) echo "usage: $0 [gan|mse|both|div|reg|reg-div|denoiser|affdg|affll|dcheck]" >&2; exit 2 ;;
+  *) echo "usage: $0 [gan|mse|both|base|div|reg|reg-div|denoiser|affdg|affll|dcheck]" >&2; exit 2 ;;
 esac
