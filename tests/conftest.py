@@ -1,7 +1,10 @@
 """Shared fixtures: devices, dtypes, seeded generators, latent draws, synthetic npz patches."""
 
+import importlib.util
+import sys
 from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pytest
@@ -45,3 +48,22 @@ def ramp_patches(tmp_path: Path) -> Callable[[int], Path]:
         np.savez(data / "part0.npz", x=x.clip(0, 255).astype(np.uint8))
         return data
     return make
+
+
+SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
+
+
+@pytest.fixture
+def load_script() -> Callable[[str], ModuleType]:
+    """``load_script(name)``: scripts/<name>.py imported as a module (scripts/ on the path while
+    it loads, as when it runs: some scripts import others)."""
+    def load(name: str) -> ModuleType:
+        sys.path.insert(0, str(SCRIPTS))
+        try:
+            spec = importlib.util.spec_from_file_location(name, SCRIPTS / f"{name}.py")
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+        finally:
+            sys.path.remove(str(SCRIPTS))
+        return module
+    return load

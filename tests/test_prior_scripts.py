@@ -1,8 +1,6 @@
 """The prior-comparison scripts of issue #17 (digit_priors.py, face_gan_fid.py) on tiny inputs."""
 
 import csv
-import importlib.util
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,29 +11,16 @@ from genprior.priors import pretrained_dir
 from genprior.priors.dcgan import DCGANGenerator
 from genprior.training.checkpoint import save_checkpoint
 
-SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
-
-
-def _load(name: str):
-    sys.path.insert(0, str(SCRIPTS))  # digit_priors imports reproduce_mnist
-    try:
-        spec = importlib.util.spec_from_file_location(name, SCRIPTS / f"{name}.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(str(SCRIPTS))
-    return module
-
 
 @pytest.mark.filterwarnings("ignore")
-def test_digit_priors_measures_every_prior_on_the_same_measurements(tmp_path):
+def test_digit_priors_measures_every_prior_on_the_same_measurements(tmp_path, load_script):
     root = tmp_path / "mnist"
     root.mkdir()
     rng = np.random.default_rng(0)
     np.savez(root / "mnist_test_00.npz", x=rng.integers(0, 256, (3, 28, 28), dtype=np.uint8),
              y=np.arange(3))
     out = tmp_path / "out"
-    module = _load("digit_priors")
+    module = load_script("digit_priors")
     # the reference again, from its folder: same A, y and solver, so exactly the same errors
     assert module.main(["--data-root", str(tmp_path), "--priors", str(pretrained_dir() /
                         "mnist-vae"), "--estimators", "CSGM", "--m", "10", "--n-images", "3",
@@ -49,15 +34,15 @@ def test_digit_priors_measures_every_prior_on_the_same_measurements(tmp_path):
     assert text.startswith("Command: `python ") and "| prior | estimator | m = 10 |" in text
 
 
-def test_digit_priors_refuses_bad_arguments(tmp_path, capsys):
-    module = _load("digit_priors")
+def test_digit_priors_refuses_bad_arguments(tmp_path, capsys, load_script):
+    module = load_script("digit_priors")
     with pytest.raises(SystemExit):
         module.parse_args(["--data-root", str(tmp_path), "--n-images", "1"])
     assert "--n-images must be at least 2" in capsys.readouterr().err
 
 
-def test_face_gan_fid_loads_the_ema_generator_of_a_checkpoint(tmp_path):
-    module = _load("face_gan_fid")
+def test_face_gan_fid_loads_the_ema_generator_of_a_checkpoint(tmp_path, load_script):
+    module = load_script("face_gan_fid")
     config = {"nz": 8, "ngf": 4, "nc": 3, "img_size": 16}
     G, G_ema = DCGANGenerator(**config), DCGANGenerator(**config)
     save_checkpoint(tmp_path / "ck.safetensors", modules={"G": G, "G_ema": G_ema},
@@ -73,7 +58,7 @@ def test_face_gan_fid_loads_the_ema_generator_of_a_checkpoint(tmp_path):
         module.checkpoint_generator(tmp_path / "vae.safetensors")
 
 
-def test_affll_density_check_ranks_outputs_by_the_vaes_elbo(tmp_path):
+def test_affll_density_check_ranks_outputs_by_the_vaes_elbo(tmp_path, load_script):
     from PIL import Image
 
     data = tmp_path / "faces"
@@ -82,7 +67,7 @@ def test_affll_density_check_ranks_outputs_by_the_vaes_elbo(tmp_path):
     for i in (8001, 8002):
         Image.fromarray(rng.integers(0, 256, (109, 89, 3), dtype=np.uint8)).save(
             data / f"{i:06d}.jpg")
-    module = _load("affll_density_check")
+    module = load_script("affll_density_check")
     assert module.main(["--data", str(data), "--n", "2", "--out", str(tmp_path)]) == 0
     rows = [line.split(" | ") for line in
             (tmp_path / "affll_density_check.md").read_text().splitlines()
@@ -101,11 +86,11 @@ def test_affll_density_check_ranks_outputs_by_the_vaes_elbo(tmp_path):
     assert all(0 <= float(r[2].rstrip(" |")) <= 1 for r in rows[1:])
 
 
-def test_log_means_averages_the_last_steps(tmp_path, capsys):
+def test_log_means_averages_the_last_steps(tmp_path, capsys, load_script):
     log = tmp_path / "log.csv"
     log.write_text("step,epoch,time_s,d_real,d_fake\n" +
                    "".join(f"{i},0,{i}.0,{i / 10},{1 - i / 10}\n" for i in range(1, 6)))
-    module = _load("log_means")
+    module = load_script("log_means")
     assert module.main([str(log), "--last", "2", "--columns", "d_real", "d_fake"]) == 0
     assert f"| {log} | 4..5 | 0.45 | 0.55 |" in capsys.readouterr().out
     with pytest.raises(SystemExit):
@@ -113,10 +98,10 @@ def test_log_means_averages_the_last_steps(tmp_path, capsys):
     assert "has no column(s) ['loss_g']" in capsys.readouterr().err
 
 
-def test_face_gan_fid_grid_only_needs_no_inception(tmp_path):
+def test_face_gan_fid_grid_only_needs_no_inception(tmp_path, load_script):
     from PIL import Image
 
-    module = _load("face_gan_fid")
+    module = load_script("face_gan_fid")
     config = {"nz": 8, "ngf": 4, "nc": 3, "img_size": 16}
     save_checkpoint(tmp_path / "ck.safetensors",
                     modules={"G_ema": DCGANGenerator(**config)},
@@ -132,7 +117,7 @@ def test_face_gan_fid_grid_only_needs_no_inception(tmp_path):
         module.parse_args(["--data-root", str(tmp_path), "--priors", "x", "--no-fid"])
 
 
-def test_prior_quality_merges_its_json_and_draws_priors_side_by_side(tmp_path, monkeypatch):
+def test_prior_quality_merges_its_json_and_draws_priors_side_by_side(tmp_path, monkeypatch, load_script):
     import json
 
     from PIL import Image
@@ -146,7 +131,7 @@ def test_prior_quality_merges_its_json_and_draws_priors_side_by_side(tmp_path, m
     out.mkdir()
     (out / "prior_quality.json").write_text(json.dumps({"celeba-vae": {"fid": 1.0}}))
     monkeypatch.chdir(tmp_path)  # its sample grids go to ./pretrained/<name>/samples.png
-    module = _load("prior_quality")
+    module = load_script("prior_quality")
     module.main(["--data-root", str(tmp_path / "data"), "--out", str(out), "--priors",
                  "mnist-vae", "mnist-convvae", "--side-by-side", str(tmp_path / "s.png")])
     results = json.loads((out / "prior_quality.json").read_text())

@@ -1,27 +1,12 @@
 """The CSGM reproduction scripts run end to end on tiny fake data and write their tables."""
 
 import csv
-import importlib.util
 import os
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
-
-SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
-
-
-def _load(name: str):
-    sys.path.insert(0, str(SCRIPTS))  # reproduce_celeba imports reproduce_mnist
-    try:
-        spec = importlib.util.spec_from_file_location(name, SCRIPTS / f"{name}.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(str(SCRIPTS))
-    return module
 
 
 def _rows(path: Path) -> list[dict]:
@@ -30,14 +15,14 @@ def _rows(path: Path) -> list[dict]:
 
 
 @pytest.mark.filterwarnings("ignore")
-def test_reproduce_mnist_tiny(tmp_path):
+def test_reproduce_mnist_tiny(tmp_path, load_script):
     root = tmp_path / "mnist"
     root.mkdir()
     rng = np.random.default_rng(0)
     np.savez(root / "mnist_test_00.npz", x=rng.integers(0, 256, (3, 28, 28), dtype=np.uint8),
              y=np.arange(3))
     out = tmp_path / "out"
-    module = _load("reproduce_mnist")
+    module = load_script("reproduce_mnist")
     assert module.main(["--data-root", str(tmp_path), "--n-images", "3", "--out", str(out),
                         "--m", "10", "100", "--steps", "2", "--restarts", "2"]) == 0
     rows = _rows(out / "reproduce_mnist.csv")
@@ -50,7 +35,7 @@ def test_reproduce_mnist_tiny(tmp_path):
 
 
 @pytest.mark.filterwarnings("ignore")
-def test_reproduce_celeba_tiny(tmp_path):
+def test_reproduce_celeba_tiny(tmp_path, load_script):
     root = tmp_path / "celeba"
     root.mkdir()
     rng = np.random.default_rng(0)
@@ -60,7 +45,7 @@ def test_reproduce_celeba_tiny(tmp_path):
     for i in range(8003, 9001):  # the rest of the split: links to one file (never read)
         os.link(root / "008001.jpg", root / f"{i:06d}.jpg")
     out = tmp_path / "out"
-    module = _load("reproduce_celeba")
+    module = load_script("reproduce_celeba")
     assert module.main(["--data-root", str(tmp_path), "--n-images", "2", "--out", str(out),
                         "--m", "20", "500", "--steps", "2", "--sparse-gen-steps", "3",
                         "--restarts", "1", "--lasso-steps", "2"]) == 0
