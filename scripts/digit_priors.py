@@ -36,11 +36,10 @@ import genprior
 from genprior._random import make_generator
 from genprior.data import load_mnist
 from genprior.metrics import mse_per_pixel, summary
-from genprior.operators.gaussian_cs import GaussianCS
 from genprior.reconstruct import csgm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from reproduce_mnist import NOISE_STD, run_method
+from reproduce_mnist import NOISE_STD, bora_measurements, run_method
 
 ESTIMATORS = {"CSGM": "VAE", "CSGM+Reg": "VAE+Reg", "PM": "VAE-PM",  # reproduce_mnist's names
               "CSGM-LBFGS": None}
@@ -122,8 +121,7 @@ def main(argv=None) -> int:
             "better).")
     rows: list[dict] = []
     for m in args.m:
-        A = GaussianCS(m, (1, 28, 28), normalize=False, noise_std=NOISE_STD, seed=args.seed + m)
-        y = A.measure(x, generator=make_generator(10_000 + args.seed + m))
+        A, y = bora_measurements(x, m, args.seed)
         reference = None
         for name, prior in priors.items():
             for est in args.estimators if name != REFERENCE[0] else dict.fromkeys(

@@ -62,6 +62,14 @@ def sparse_gen_weights(m: int) -> tuple[float, float]:
     return 0.0, 0.01
 
 
+def bora_measurements(x, m: int, seed: int):
+    """The protocol's operator ``A`` (i.i.d. N(0, 1), ``m x 784``, noise std 0.1) and
+    measurements ``y`` of the digits ``x``, both seeded by ``seed + m`` (so every script using it
+    sees the same ``A`` and ``y``)."""
+    A = GaussianCS(m, (1, 28, 28), normalize=False, noise_std=NOISE_STD, seed=seed + m)
+    return A, A.measure(x, generator=make_generator(10_000 + seed + m))
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--data-root", required=True, help="folder holding mnist/ (npz shards)")
@@ -155,8 +163,7 @@ def main(argv=None) -> int:
     prior = genprior.load_prior(args.prior) if set(args.methods) - {"Lasso"} else None
     rows = []
     for m in args.m:
-        A = GaussianCS(m, (1, 28, 28), normalize=False, noise_std=NOISE_STD, seed=args.seed + m)
-        y = A.measure(x, generator=make_generator(10_000 + args.seed + m))
+        A, y = bora_measurements(x, m, args.seed)
         grid = [x]
         for name in args.methods:
             t0 = time.perf_counter()
