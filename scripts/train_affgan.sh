@@ -16,11 +16,14 @@
 #   denoiser   the Gaussian denoiser (sigma 0.1) of AffDG, on the discriminator's half (ids 4001..8000)
 #   affdg      AffDG: the score of that denoiser instead of a discriminator (+ diversity, tau 0.05)
 #   affll      AffLL: the ELBO of celeba-vae as log p(x) (+ diversity as reg-div)
+#   long       the shipped AffGAN recipe trained longer: starts from a copy of base's 2,000-step
+#              run (the shipped trajectory) and goes on to 14,000 steps or LONG_MINUTES (default
+#              110) of wall time, whichever comes first; resumes its own checkpoint when present
 #   dcheck     200 steps each of the shipped recipe (diag/ns), with --spectral-norm (diag/sn) and
 #              with --gan-loss hinge (diag/hinge): does the discriminator still separate real
 #              from generated faces? (scripts/log_means.py on their log.csv)
 #
-# Usage: scripts/train_affgan.sh [gan|mse|both|base|div|reg|reg-div|denoiser|affdg|affll|dcheck]
+# Usage: scripts/train_affgan.sh [gan|mse|both|base|div|reg|reg-div|denoiser|affdg|affll|long|dcheck]
 #        (default both, run concurrently)
 # Env:   DATA (default ../shared/data/celeba), RUNS (default /work/runs), GAN_MINUTES, MSE_MINUTES
 # Resume an interrupted run by re-running with RESUME=1.
@@ -82,6 +85,15 @@ case "$WHAT" in
       --width 16 --n-blocks 2 --batch-size 32 --lr 1e-3 --max-steps 1500 --ckpt-every 250 \
       --sample-every 250 --seed 0 --threads 1 --device cpu ;;
   affdg) variant affdg affgan --loss affdg --denoiser "$RUNS/sr/denoiser/final" "${VARIANT[@]}" "${DIV[@]}" --diversity-tau 0.05 ;;
+  long)
+    if [[ ! -f "$RUNS/sr/affgan-long/checkpoint.safetensors" ]]; then
+      [[ -f "$RUNS/sr/affgan-base/checkpoint.safetensors" ]] || { echo "run base first" >&2; exit 2; }
+      [[ ! -e "$RUNS/sr/affgan-long" ]] || { echo "$RUNS/sr/affgan-long exists without a checkpoint" >&2; exit 2; }
+      cp -r "$RUNS/sr/affgan-base" "$RUNS/sr/affgan-long"
+      rm -rf "$RUNS/sr/affgan-long/final"
+    fi
+    variant affgan-long affgan --loss gan "${VARIANT[@]}" --max-steps 14000 \
+      --max-minutes "${LONG_MINUTES:-110}" ;;
   dcheck)
     variant diag/ns affgan --loss gan "${VARIANT[@]}" --max-steps 200
     variant diag/sn affgan --loss gan "${VARIANT[@]}" --max-steps 200 --spectral-norm
@@ -93,5 +105,5 @@ case "$WHAT" in
     train_gan > "$RUNS/celeba-sr4-affgan.log" 2>&1 &
     train_mse > "$RUNS/celeba-sr4-mse.log" 2>&1 &
     wait ;;
-  *) echo "usage: $0 [gan|mse|both|base|div|reg|reg-div|denoiser|affdg|affll|dcheck]" >&2; exit 2 ;;
+  *) echo "usage: $0 [gan|mse|both|base|div|reg|reg-div|denoiser|affdg|affll|long|dcheck]" >&2; exit 2 ;;
 esac
