@@ -23,16 +23,13 @@ import sys
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 import genprior
 from genprior._random import make_generator
-from genprior.data import load_image_data
 from genprior.metrics import summary
-from genprior.operators.downsample import Downsample
 
-FIRST_ID = 8001
-SR_MODELS = ("celeba-sr4-mse", "celeba-sr4-affgan")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from sr_faces import FIRST_ID, SR_MODELS, bicubic, box_operator, held_out_faces
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -58,16 +55,10 @@ def main(argv=None) -> int:
     density = genprior.load_prior(args.density)
     if not hasattr(density, "elbo"):
         raise SystemExit(f"--density {args.density} has no ELBO (not a VAE prior)")
-    x = load_image_data(args.data, img_size=64, crop=args.crop,
-                        id_range=(FIRST_ID, FIRST_ID + args.n - 1)).tensors[0]
-    if x.shape[0] != args.n:
-        raise SystemExit(f"expected {args.n} faces {FIRST_ID}.. in {args.data}, got {x.shape[0]}")
-    A = Downsample((3, 64, 64), 4, kernel="box")
+    x = held_out_faces(args.data, args.n, args.crop)
+    A = box_operator()
     y = A.A(x)
-    outputs = {"truth": x,
-               "bicubic": F.interpolate(y, scale_factor=4, mode="bicubic",
-                                        align_corners=False).clamp(0, 1),
-               "A_dagger y": A.A_dagger(y)}
+    outputs = {"truth": x, "bicubic": bicubic(y), "A_dagger y": A.A_dagger(y)}
     for name in SR_MODELS:
         outputs[name] = genprior.load_prior(name).sample(
             y, 1, generator=make_generator(args.seed))[0].clamp(0, 1)

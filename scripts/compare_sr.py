@@ -69,7 +69,6 @@ import math
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
@@ -79,7 +78,6 @@ from torch import Tensor, nn
 
 import genprior
 from genprior._random import make_generator
-from genprior.data import load_image_data
 from genprior.metrics import (
     frechet_distance,
     inception_features,
@@ -94,30 +92,24 @@ from genprior.operators.downsample import Downsample
 from genprior.operators.projection import affine_projection
 from genprior.sampling import csgm_restarts
 
-SR_MODELS = ("celeba-sr4-mse", "celeba-sr4-affgan")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from sr_faces import (
+    FIRST_ID,
+    LAST_ID,
+    SR_MODELS,
+    Output,
+    bicubic,
+    box_operator,
+    held_out_faces,
+)
+from sr_figure import figure
+
 CSGM_PRIORS = ("celeba-dcgan", "celeba-vae")
 REFERENCE = "celeba-sr4-affgan"
-FIRST_ID = 8001
-LAST_ID = 9000
 COLUMNS = ("faces", "method", "n_images", "psnr", "psnr_ci95", "ssim", "lpips", "residual_max",
            "residual_clamped_max", "diversity", "std_err_corr", "hf_ratio", "seconds_per_image",
            "x_affgan_time", "fid")
 TWIN = "celeba-sr4-mse"
-
-
-@dataclass
-class Output:
-    """What one method produced for a batch of inputs.
-
-    Attributes:
-        samples: all outputs, unclamped, ``(S, B, C, H, W)`` (``S = 1`` when deterministic).
-        x_hat: the point estimate, unclamped, ``(B, C, H, W)``.
-        seconds_per_image: wall time per image as defined in the module docstring.
-    """
-
-    samples: Tensor
-    x_hat: Tensor
-    seconds_per_image: float
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -230,8 +222,7 @@ def fast_methods(y: Tensor, A: Downsample, models: dict[str, nn.Module], args: a
     """
     gens = {name: make_generator(args.seed) for name in models}
     fns: dict[str, Callable[[Tensor], Tensor]] = {
-        "bicubic": lambda yb: F.interpolate(yb, scale_factor=4, mode="bicubic",
-                                            align_corners=False).clamp(0, 1)[None],
+        "bicubic": lambda yb: bicubic(yb)[None],
         "A_dagger y": lambda yb: A.A_dagger(yb)[None],
     }
     for name, model in models.items():
@@ -363,61 +354,13 @@ def add_fid(rows: list[dict[str, object]], outs: dict[str, Output], x: Tensor,
                   flush=True)
 
 
-def figure(path: Path, x: Tensor, y: Tensor, outs: dict[str, Output], reference: str) -> None:
-    """Rows: faces; columns: LR input, bicubic, MSE twin, AffGAN draws 1-2, AffGAN std, CSGM
-    (each prior, without and with projection), truth.
-
-    The std map is the per-pixel std of the AffGAN draws averaged over colour channels, shown
-    from 0 (black) to its largest value over the shown faces (white).
-    """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    k = x.shape[0]
-    aff = outs[reference].samples[:, :k]
-    std = aff.std(0).mean(1)
-    cols: list[tuple[str, Tensor]] = [
-        ("LR input\n(nearest = A⁺y)", y[:k]), ("bicubic", outs["bicubic"].x_hat[:k]),
-        *([("MSE twin", outs[TWIN].x_hat[:k])] if TWIN in outs else []), ("AffGAN draw 1", aff[0]),
-        ("AffGAN draw 2", aff[1]),
-        (f"AffGAN std ({aff.shape[0]} draws)\n0..{std.max().item():.2f}", std),
-    ]
-    for p in (p for p in CSGM_PRIORS if f"CSGM {p}" in outs):  # absent with --no-csgm
-        short = p.removeprefix("celeba-").upper()
-        cols += [(f"CSGM {short}", outs[f"CSGM {p}"].x_hat[:k]),
-                 (f"CSGM {short}\n+ projection", outs[f"CSGM {p} + projection"].x_hat[:k])]
-    cols.append(("HR truth", x[:k]))
-    fig, axes = plt.subplots(k, len(cols), figsize=(1.25 * len(cols), 1.3 * k + 0.5),
-                             squeeze=False)
-    for j, (title, imgs) in enumerate(cols):
-        axes[0, j].set_title(title, fontsize=7)
-        for i in range(k):
-            ax = axes[i, j]
-            if imgs.ndim == 3:  # std map
-                ax.imshow(imgs[i].numpy(), cmap="gray", vmin=0, vmax=std.max().item())
-            else:
-                ax.imshow(imgs[i].clamp(0, 1).permute(1, 2, 0).numpy(), interpolation="nearest")
-            ax.set_xticks([])
-            ax.set_yticks([])
-    for i in range(k):
-        axes[i, 0].set_ylabel(f"{FIRST_ID + i:06d}", fontsize=7)
-    fig.tight_layout(pad=0.3)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
-    x = load_image_data(args.data, img_size=64, crop=args.crop,
-                        id_range=(FIRST_ID, FIRST_ID + args.n - 1)).tensors[0]
-    if x.shape[0] != args.n:
-        raise ValueError(f"expected {args.n} faces {FIRST_ID}.. in {args.data}, got {x.shape[0]}")
-    A = Downsample((3, 64, 64), 4, kernel="box")
+    x = held_out_faces(args.data, args.n, args.crop)
+    A = box_operator()
     y = A.A(x)
     models = {label: genprior.load_prior(where) for label, where in args.models.items()}
     reference = reference_label(models)
@@ -456,7 +399,7 @@ def main(argv: list[str] | None = None) -> int:
         w.writeheader()
         w.writerows(rows)
     figure(out_dir / f"{args.name}.png", x[:args.figure_faces], y[:args.figure_faces], sub,
-           reference)
+           reference, twin=TWIN, csgm_priors=CSGM_PRIORS)
     crop = "largest centred square" if args.crop is None else f"centre crop {args.crop}"
     command = " ".join(["python scripts/compare_sr.py", *(sys.argv[1:] if argv is None else argv)])
     settings = (f"CelebA held-out faces from id {FIRST_ID} ({crop}, resized to 64x64), "

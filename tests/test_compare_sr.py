@@ -1,8 +1,6 @@
 """scripts/compare_sr.py runs end to end with tiny arguments and its metrics behave."""
 
 import csv
-import importlib.util
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -10,17 +8,20 @@ import pytest
 import torch
 from PIL import Image
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "compare_sr.py"
+
+@pytest.fixture
+def compare_sr(load_script):
+    return load_script("compare_sr")
 
 
-@pytest.fixture(scope="module")
-def compare_sr():
-    spec = importlib.util.spec_from_file_location("compare_sr", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["compare_sr"] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    yield module
-    del sys.modules["compare_sr"]
+def fake_faces(folder: Path, n: int, seed: int) -> Path:
+    """n CelebA-like 89 x 109 noise JPEGs named with the held-out ids 8001.. in ``folder``."""
+    folder.mkdir()
+    rng = np.random.default_rng(seed)
+    for i in range(8001, 8001 + n):
+        Image.fromarray(rng.integers(0, 256, (109, 89, 3), dtype=np.uint8)).save(
+            folder / f"{i:06d}.jpg")
+    return folder
 
 
 def test_hf_energy_is_zero_for_constant_images_and_larger_for_noise(compare_sr):
@@ -31,12 +32,7 @@ def test_hf_energy_is_zero_for_constant_images_and_larger_for_noise(compare_sr):
 
 
 def test_compare_sr_tiny_run(compare_sr, tmp_path):
-    data = tmp_path / "faces"
-    data.mkdir()
-    rng = np.random.default_rng(0)
-    for i in range(8001, 8005):  # CelebA-like 89 x 109 JPEGs with the held-out ids
-        Image.fromarray(rng.integers(0, 256, (109, 89, 3), dtype=np.uint8)).save(
-            data / f"{i:06d}.jpg")
+    data = fake_faces(tmp_path / "faces", 4, seed=0)
     out = tmp_path / "out"
     assert compare_sr.main(["--data", str(data), "--n", "4", "--csgm-n", "2", "--steps", "2",
                             "--restarts", "2", "--samples", "2", "--figure-faces", "2",
@@ -65,12 +61,7 @@ def test_compare_sr_no_csgm_with_fid(compare_sr, tmp_path):
         inception_weights_path()
     except FileNotFoundError:
         pytest.skip("no Inception weights installed")
-    data = tmp_path / "faces"
-    data.mkdir()
-    rng = np.random.default_rng(1)
-    for i in range(8001, 8004):
-        Image.fromarray(rng.integers(0, 256, (109, 89, 3), dtype=np.uint8)).save(
-            data / f"{i:06d}.jpg")
+    data = fake_faces(tmp_path / "faces", 3, seed=1)
     out = tmp_path / "out"
     assert compare_sr.main(["--data", str(data), "--n", "3", "--samples", "2", "--no-csgm",
                             "--fid", "--figure-faces", "2", "--out", str(out),
@@ -112,12 +103,7 @@ def test_models_entries_and_reference(compare_sr):
 def test_compare_sr_with_a_model_folder_and_the_twin(compare_sr, tmp_path):
     from genprior.priors import pretrained_dir
 
-    data = tmp_path / "faces"
-    data.mkdir()
-    rng = np.random.default_rng(2)
-    for i in range(8001, 8004):
-        Image.fromarray(rng.integers(0, 256, (109, 89, 3), dtype=np.uint8)).save(
-            data / f"{i:06d}.jpg")
+    data = fake_faces(tmp_path / "faces", 3, seed=2)
     out = tmp_path / "out"
     folder = pretrained_dir() / "celeba-sr4-affgan"
     assert compare_sr.main(["--data", str(data), "--n", "3", "--samples", "2", "--no-csgm",
