@@ -1,4 +1,5 @@
-"""Shared fixtures: devices, dtypes, seeded generators, latent draws, synthetic npz patches."""
+"""Shared fixtures: devices, dtypes, seeded generators, latent draws, synthetic npz patches and
+image folders, script loading."""
 
 import importlib.util
 import sys
@@ -9,6 +10,7 @@ from types import ModuleType
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 torch.set_num_threads(1)  # tiny test tensors: threads only add overhead on a loaded 2-core machine
 
@@ -48,6 +50,17 @@ def ramp_patches(tmp_path: Path) -> Callable[[int], Path]:
         np.savez(data / "part0.npz", x=x.clip(0, 255).astype(np.uint8))
         return data
     return make
+
+
+@pytest.fixture(scope="session")
+def tiny_faces(tmp_path_factory) -> Path:
+    """10 RGB noise 'faces' 18x20 (height x width) named 000001.png ... 000010.png."""
+    root = tmp_path_factory.mktemp("faces")
+    rng = np.random.default_rng(0)
+    for i in range(1, 11):
+        Image.fromarray(rng.integers(0, 256, (18, 20, 3), dtype=np.uint8)).save(
+            root / f"{i:06d}.png")
+    return root
 
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"

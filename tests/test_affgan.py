@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
-from PIL import Image
 from safetensors.torch import load_file
 
 from genprior.cli import main as cli_main
@@ -152,16 +150,6 @@ def test_unpaired_split_and_instance_noise_schedule():
 
 
 # ------------------------------------------------------------------------------ trainer (CLI)
-@pytest.fixture(scope="module")
-def tiny_faces(tmp_path_factory):
-    root = tmp_path_factory.mktemp("faces")
-    rng = np.random.default_rng(0)
-    for i in range(1, 11):
-        Image.fromarray(rng.integers(0, 256, (18, 20, 3), dtype=np.uint8)).save(
-            root / f"{i:06d}.png")
-    return root
-
-
 def _train(data, out, *extra):
     return cli_main(["train", "affgan", "--data", str(data), "--out", str(out),
                      "--img-size", "16", "--width", "8", "--n-blocks", "1",

@@ -156,17 +156,6 @@ def test_config_errors_name_the_flag(tmp_path: Path):
 
 
 # ------------------------------------------------------------------------------ end to end
-@pytest.fixture(scope="module")
-def faces(tmp_path_factory) -> Path:
-    """10 RGB 'faces' 18x20 named 000001.png ... 000010.png (as tests/test_affgan.py)."""
-    root = tmp_path_factory.mktemp("faces")
-    rng = np.random.default_rng(0)
-    for i in range(1, 11):
-        Image.fromarray(rng.integers(0, 256, (18, 20, 3), dtype=np.uint8)).save(
-            root / f"{i:06d}.png")
-    return root
-
-
 def _config(data: Path, out: Path, **kw) -> AffGANTrainConfig:
     base = {"img_size": 16, "width": 8, "n_blocks": 1, "noise_channels": 2, "d_width": 4,
             "batch_size": 2, "anneal_steps": 4, "device": "cpu", "seed": 3, "threads": 1}
@@ -194,9 +183,9 @@ _DEFAULT_LOGS = {
 
 
 @pytest.mark.parametrize("loss", ["gan", "mse"])
-def test_defaults_train_as_before_the_variants(faces: Path, tmp_path: Path, loss: str):
+def test_defaults_train_as_before_the_variants(tiny_faces: Path, tmp_path: Path, loss: str):
     out = tmp_path / loss
-    train_affgan(_config(faces, out, loss=loss, max_steps=3))
+    train_affgan(_config(tiny_faces, out, loss=loss, max_steps=3))
     rows = _rows(out / "log.csv")
     columns = (["d_loss", "g_loss", "d_real", "d_fake", "instance_noise"] if loss == "gan"
                else ["mse"])
@@ -235,8 +224,8 @@ def _split_then_resume(config: AffGANTrainConfig, n: int) -> tuple[Path, Path]:
     return whole, parts
 
 
-def test_gan_options_train_and_resume_exactly(faces: Path, tmp_path: Path):
-    config = _config(faces, tmp_path / "gan", gan_loss="hinge", spectral_norm=True,
+def test_gan_options_train_and_resume_exactly(tiny_faces: Path, tmp_path: Path):
+    config = _config(tiny_faces, tmp_path / "gan", gan_loss="hinge", spectral_norm=True,
                      r1_gamma=1.0, r1_every=2, diffaugment="color,translation,cutout",
                      diversity_weight=1.0)
     whole, _ = _split_then_resume(config, 6)  # 2 steps per epoch, killed with R1 due next
@@ -257,13 +246,13 @@ def test_gan_options_train_and_resume_exactly(faces: Path, tmp_path: Path):
                                          diversity_weight=0.0))
 
 
-def test_affdg_trains_with_a_denoiser_and_resumes_exactly(faces: Path, tmp_path: Path):
+def test_affdg_trains_with_a_denoiser_and_resumes_exactly(tiny_faces: Path, tmp_path: Path):
     from genprior.training.denoiser import DenoiserTrainConfig, train_denoiser
 
-    train_denoiser(DenoiserTrainConfig(data=faces, out=tmp_path / "den", img_size=16, width=4,
+    train_denoiser(DenoiserTrainConfig(data=tiny_faces, out=tmp_path / "den", img_size=16, width=4,
                                        n_blocks=1, sigma=0.2, batch_size=2, max_steps=2,
                                        threads=1))
-    config = _config(faces, tmp_path / "dg", loss="affdg",
+    config = _config(tiny_faces, tmp_path / "dg", loss="affdg",
                      denoiser=str(tmp_path / "den" / "final"), diversity_weight=0.5)
     whole, _ = _split_then_resume(config, 4)
     rows = _rows(whole / "log.csv")
@@ -274,10 +263,10 @@ def test_affdg_trains_with_a_denoiser_and_resumes_exactly(faces: Path, tmp_path:
     assert training["unpaired_split"].startswith("first half -> y")
 
 
-def test_affll_trains_with_a_vae_and_resumes_exactly(faces: Path, tmp_path: Path):
+def test_affll_trains_with_a_vae_and_resumes_exactly(tiny_faces: Path, tmp_path: Path):
     ConvVAE(img_shape=(3, 16, 16), latent_dim=4, base_channels=4).save_pretrained(
         tmp_path / "vae")
-    config = _config(faces, tmp_path / "ll", loss="affll", density=str(tmp_path / "vae"))
+    config = _config(tiny_faces, tmp_path / "ll", loss="affll", density=str(tmp_path / "vae"))
     whole, _ = _split_then_resume(config, 4)
     rows = _rows(whole / "log.csv")
     assert list(rows[0]) == ["step", "epoch", "neg_elbo"]
@@ -340,22 +329,22 @@ def test_first_step_logs_the_documented_objectives(same_faces: Path, tmp_path: P
         pytest.approx(want, rel=1e-5)
 
 
-def test_density_and_denoiser_must_fit_the_outputs(faces: Path, tmp_path: Path, capsys):
+def test_density_and_denoiser_must_fit_the_outputs(tiny_faces: Path, tmp_path: Path, capsys):
     ConvVAE(img_shape=(3, 32, 32), latent_dim=4, base_channels=4).save_pretrained(
         tmp_path / "vae32")
     with pytest.raises(ValueError, match=r"models images of shape \(3, 32, 32\), but the "
                                          r"super-resolution outputs have shape \(3, 16, 16\)"):
-        train_affgan(_config(faces, tmp_path / "a", loss="affll",
+        train_affgan(_config(tiny_faces, tmp_path / "a", loss="affll",
                              density=str(tmp_path / "vae32"), max_steps=1))
     Denoiser(img_size=(3, 16, 16), width=4, n_blocks=1).save_pretrained(tmp_path / "den")
     with pytest.raises(TypeError, match="holds a Denoiser, not a VAEPrior"):
-        train_affgan(_config(faces, tmp_path / "b", loss="affll",
+        train_affgan(_config(tiny_faces, tmp_path / "b", loss="affll",
                              density=str(tmp_path / "den"), max_steps=1))
     # through the CLI: one line and exit status 2
-    assert cli_main(["train", "affgan", "--data", str(faces), "--out", str(tmp_path / "c"),
+    assert cli_main(["train", "affgan", "--data", str(tiny_faces), "--out", str(tmp_path / "c"),
                      "--img-size", "16", "--loss", "affdg", "--denoiser",
                      str(tmp_path / "vae32")]) == 2
     assert "holds a ConvVAE, not a Denoiser" in capsys.readouterr().err
-    assert cli_main(["train", "affgan", "--data", str(faces), "--out", str(tmp_path / "d"),
+    assert cli_main(["train", "affgan", "--data", str(tiny_faces), "--out", str(tmp_path / "d"),
                      "--img-size", "16", "--loss", "affdg"]) == 2
     assert "--loss affdg needs --denoiser" in capsys.readouterr().err
