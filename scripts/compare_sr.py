@@ -9,7 +9,8 @@ Methods:
 - ``bicubic``: bicubic upsampling of ``y`` (clamped to [0, 1]);
 - ``A_dagger y``: the pseudo-inverse;
 - ``celeba-sr4-mse`` (the MSE twin) and ``celeba-sr4-affgan`` (or the ``--models`` given, as
-  ``NAME``, ``FOLDER`` or ``LABEL=FOLDER``): ``--samples`` draws of the range-constrained
+  ``NAME``, ``FOLDER``, ``LABEL=FOLDER`` or ``LABEL=CHECKPOINT.safetensors``, the EMA weights of
+  a ``genprior train affgan`` checkpoint): ``--samples`` draws of the range-constrained
   generator per input (fresh noise each); the estimate is the first draw;
 - ``CSGM celeba-dcgan`` / ``CSGM celeba-vae``: latent optimisation
   (:func:`genprior.sampling.csgm_restarts`: ``--restarts`` independent restarts, Adam ``--lr``,
@@ -90,7 +91,10 @@ from genprior.metrics import (
 )
 from genprior.operators.downsample import Downsample
 from genprior.operators.projection import affine_projection
+from genprior.priors.conditional import ConditionalSR
 from genprior.sampling import csgm_restarts
+from genprior.training.checkpoint import checkpoint_state, load_checkpoint
+from genprior.training.ema import EMA
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from sr_faces import (
@@ -124,7 +128,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    "SR models were trained; 54 is how celeba-dcgan/celeba-vae were trained)")
     p.add_argument("--samples", type=int, default=8, help="draws per input of the SR models")
     p.add_argument("--models", nargs="+", default=list(SR_MODELS),
-                   help="SR models: shipped names, folders, or LABEL=FOLDER")
+                   help="SR models: shipped names, folders, LABEL=FOLDER or LABEL=CHECKPOINT "
+                   "(a genprior train affgan checkpoint .safetensors: its EMA weights)")
     p.add_argument("--restarts", type=int, default=8, help="CSGM restarts (= its samples)")
     p.add_argument("--steps", type=int, default=500, help="CSGM Adam steps")
     p.add_argument("--lr", type=float, default=0.1, help="CSGM Adam learning rate")
@@ -165,6 +170,19 @@ def model_entry(entry: str) -> tuple[str, str]:
     both (a shipped name, or a folder labelled by its path)."""
     label, sep, where = entry.partition("=")
     return (label, where) if sep else (entry, entry)
+
+
+def load_sr_model(where: str) -> nn.Module:
+    """A shipped name or model folder (:func:`genprior.load_prior`), or the EMA weights of a
+    ``genprior train affgan`` checkpoint (a ``.safetensors`` file)."""
+    if not where.endswith(".safetensors"):
+        return genprior.load_prior(where)
+    config = checkpoint_state(where)["config"]
+    if config.get("kind") != "affgan":
+        raise SystemExit(f"{where} is not a checkpoint of genprior train affgan")
+    ema = EMA(ConditionalSR(**config["model"]))
+    load_checkpoint(where, modules={"ema": ema})
+    return ema.module.eval()
 
 
 def reference_label(models: dict[str, object]) -> str:
@@ -362,7 +380,7 @@ def main(argv: list[str] | None = None) -> int:
     x = held_out_faces(args.data, args.n, args.crop)
     A = box_operator()
     y = A.A(x)
-    models = {label: genprior.load_prior(where) for label, where in args.models.items()}
+    models = {label: load_sr_model(where) for label, where in args.models.items()}
     reference = reference_label(models)
     fid_methods = args.fid_methods or ["bicubic", *models]
     unknown = sorted(set(fid_methods) - {"bicubic", "A_dagger y", *models})

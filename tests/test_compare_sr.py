@@ -136,3 +136,22 @@ def test_truth_features_are_cached_for_the_same_images_only(compare_sr, tmp_path
     assert calls == [3] and torch.equal(first, again)
     compare_sr.truth_features(x[:2], 25, cache)  # other images: computed again
     assert calls == [3, 2]
+
+
+def test_a_checkpoints_ema_weights_are_the_final_model(compare_sr, tiny_faces, tmp_path):
+    from genprior import load_prior
+    from genprior.training.affgan import AffGANTrainConfig, train_affgan
+    from genprior.training.checkpoint import save_checkpoint
+
+    out = tmp_path / "run"
+    train_affgan(AffGANTrainConfig(data=tiny_faces, out=out, img_size=16, width=8, n_blocks=1,
+                                   noise_channels=2, d_width=4, batch_size=2, max_steps=3,
+                                   device="cpu", seed=0, threads=1))
+    from_checkpoint = compare_sr.load_sr_model(str(out / "checkpoint.safetensors"))
+    final = load_prior(out / "final")
+    a, b = from_checkpoint.state_dict(), final.state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    other = tmp_path / "gan.safetensors"
+    save_checkpoint(other, modules={"G": torch.nn.Linear(2, 2)}, state={"config": {"kind": "gan"}})
+    with pytest.raises(SystemExit, match="not a checkpoint of genprior train affgan"):
+        compare_sr.load_sr_model(str(other))
