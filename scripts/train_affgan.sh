@@ -17,8 +17,8 @@
 #   affdg      AffDG: the score of that denoiser instead of a discriminator (+ diversity, tau 0.05)
 #   affll      AffLL: the ELBO of celeba-vae as log p(x) (+ diversity as reg-div)
 #   long       the shipped AffGAN recipe trained longer: starts from a copy of base's 2,000-step
-#              run (the shipped trajectory) and goes on to 14,000 steps or LONG_MINUTES (default
-#              110) of wall time, whichever comes first; resumes its own checkpoint when present
+#              run (the shipped trajectory) and goes on to LONG_STEPS (default 10,000) steps;
+#              resumes its own checkpoint when present
 #   dcheck     200 steps each of the shipped recipe (diag/ns), with --spectral-norm (diag/sn) and
 #              with --gan-loss hinge (diag/hinge): does the discriminator still separate real
 #              from generated faces? (scripts/log_means.py on their log.csv)
@@ -92,8 +92,7 @@ case "$WHAT" in
       cp -r "$RUNS/sr/affgan-base" "$RUNS/sr/affgan-long"
       rm -rf "$RUNS/sr/affgan-long/final"
     fi
-    variant affgan-long affgan --loss gan "${VARIANT[@]}" --max-steps 14000 \
-      --max-minutes "${LONG_MINUTES:-110}" ;;
+    variant affgan-long affgan --loss gan "${VARIANT[@]}" --max-steps "${LONG_STEPS:-10000}" ;;
   dcheck)
     variant diag/ns affgan --loss gan "${VARIANT[@]}" --max-steps 200
     variant diag/sn affgan --loss gan "${VARIANT[@]}" --max-steps 200 --spectral-norm
