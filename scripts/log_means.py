@@ -1,4 +1,5 @@
-"""Means of a training log's columns over its last steps, one line per run.
+"""Means of a training log's columns over its last steps (or the steps up to ``--until``), one
+line per run.
 
 Used for the discriminator checks of docs/super_resolution.md and docs/prior_quality.md: how far
 apart D(real) and D(fake) are at the end of a run.
@@ -6,6 +7,7 @@ apart D(real) and D(fake) are at the end of a run.
 Example::
 
     python scripts/log_means.py /work/runs/sr/diag-*/log.csv --last 50 --columns d_real d_fake
+    python scripts/log_means.py /work/runs/sr/affgan-long/log.csv --last 500 --until 6400
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("logs", nargs="+", type=Path, help="log.csv files of training runs")
     p.add_argument("--last", type=int, default=50, help="steps averaged (the last ones)")
+    p.add_argument("--until", type=int, default=None,
+                   help="average the --last steps ending at this step (default: the log's end)")
     p.add_argument("--columns", nargs="+", default=None, help="columns (default: all but step)")
     args = p.parse_args(argv)
     if args.last < 1:
@@ -34,6 +38,10 @@ def main(argv=None) -> int:
         missing = [c for c in cols if c not in rows[0]]
         if missing:
             p.error(f"{path} has no column(s) {missing}; it has {list(rows[0])}")
+        if args.until is not None:
+            rows = [r for r in rows if int(r["step"]) <= args.until]
+            if not rows:
+                p.error(f"{path} has no step <= --until {args.until}")
         tail = rows[-args.last:]
         means = [sum(float(r[c]) for r in tail) / len(tail) for c in cols]
         print(f"| {path} | {tail[0]['step']}..{tail[-1]['step']} | "

@@ -93,9 +93,14 @@ def test_log_means_averages_the_last_steps(tmp_path, capsys, load_script):
     module = load_script("log_means")
     assert module.main([str(log), "--last", "2", "--columns", "d_real", "d_fake"]) == 0
     assert f"| {log} | 4..5 | 0.45 | 0.55 |" in capsys.readouterr().out
+    assert module.main([str(log), "--last", "2", "--until", "3", "--columns", "d_real"]) == 0
+    assert f"| {log} | 2..3 | 0.25 |" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         module.main([str(log), "--columns", "loss_g"])
     assert "has no column(s) ['loss_g']" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        module.main([str(log), "--until", "0"])
+    assert "has no step <= --until 0" in capsys.readouterr().err
 
 
 def test_face_gan_fid_grid_only_needs_no_inception(tmp_path, load_script):
