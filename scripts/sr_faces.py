@@ -28,7 +28,7 @@ class Output:
     Attributes:
         samples: all outputs, unclamped, ``(S, B, C, H, W)`` (``S = 1`` when deterministic).
         x_hat: the point estimate, unclamped, ``(B, C, H, W)``.
-        seconds_per_image: wall time per image as defined in the module docstring.
+        seconds_per_image: wall time per image as scripts/compare_sr.py's docstring defines it.
     """
 
     samples: Tensor
