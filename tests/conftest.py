@@ -52,15 +52,28 @@ def ramp_patches(tmp_path: Path) -> Callable[[int], Path]:
     return make
 
 
+def write_noise_images(folder: Path, ids: range, height: int, width: int, seed: int,
+                       suffix: str = ".png") -> Path:
+    """Uniform-noise RGB images ``height x width`` named ``NNNNNN<suffix>`` for ``ids``, in
+    ``folder`` (created), the layout of a CelebA folder."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    for i in ids:
+        Image.fromarray(rng.integers(0, 256, (height, width, 3), dtype=np.uint8)).save(
+            folder / f"{i:06d}{suffix}")
+    return folder
+
+
+@pytest.fixture
+def noise_images() -> Callable[..., Path]:
+    """:func:`write_noise_images` (folders of noise 'faces')."""
+    return write_noise_images
+
+
 @pytest.fixture(scope="session")
 def tiny_faces(tmp_path_factory) -> Path:
     """10 RGB noise 'faces' 18x20 (height x width) named 000001.png ... 000010.png."""
-    root = tmp_path_factory.mktemp("faces")
-    rng = np.random.default_rng(0)
-    for i in range(1, 11):
-        Image.fromarray(rng.integers(0, 256, (18, 20, 3), dtype=np.uint8)).save(
-            root / f"{i:06d}.png")
-    return root
+    return write_noise_images(tmp_path_factory.mktemp("faces"), range(1, 11), 18, 20, seed=0)
 
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"

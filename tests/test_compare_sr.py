@@ -1,27 +1,15 @@
 """scripts/compare_sr.py runs end to end with tiny arguments and its metrics behave."""
 
 import csv
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 
 @pytest.fixture
 def compare_sr(load_script):
     return load_script("compare_sr")
-
-
-def fake_faces(folder: Path, n: int, seed: int) -> Path:
-    """n CelebA-like 89 x 109 noise JPEGs named with the held-out ids 8001.. in ``folder``."""
-    folder.mkdir()
-    rng = np.random.default_rng(seed)
-    for i in range(8001, 8001 + n):
-        Image.fromarray(rng.integers(0, 256, (109, 89, 3), dtype=np.uint8)).save(
-            folder / f"{i:06d}.jpg")
-    return folder
 
 
 def test_hf_energy_is_zero_for_constant_images_and_larger_for_noise(compare_sr):
@@ -31,8 +19,9 @@ def test_hf_energy_is_zero_for_constant_images_and_larger_for_noise(compare_sr):
     assert (sharp > 1).all() and (smooth < sharp / 10).all()
 
 
-def test_compare_sr_tiny_run(compare_sr, tmp_path):
-    data = fake_faces(tmp_path / "faces", 4, seed=0)
+def test_compare_sr_tiny_run(compare_sr, tmp_path, noise_images):
+    data = noise_images(tmp_path / "faces", range(8001, 8005), 109, 89, seed=0,
+                        suffix=".jpg")
     out = tmp_path / "out"
     assert compare_sr.main(["--data", str(data), "--n", "4", "--csgm-n", "2", "--steps", "2",
                             "--restarts", "2", "--samples", "2", "--figure-faces", "2",
@@ -54,14 +43,15 @@ def test_compare_sr_tiny_run(compare_sr, tmp_path):
             assert float(r["diversity"]) > 0
 
 
-def test_compare_sr_no_csgm_with_fid(compare_sr, tmp_path):
+def test_compare_sr_no_csgm_with_fid(compare_sr, tmp_path, noise_images):
     from genprior.metrics import inception_weights_path
 
     try:
         inception_weights_path()
     except FileNotFoundError:
         pytest.skip("no Inception weights installed")
-    data = fake_faces(tmp_path / "faces", 3, seed=1)
+    data = noise_images(tmp_path / "faces", range(8001, 8004), 109, 89, seed=1,
+                        suffix=".jpg")
     out = tmp_path / "out"
     assert compare_sr.main(["--data", str(data), "--n", "3", "--samples", "2", "--no-csgm",
                             "--fid", "--figure-faces", "2", "--out", str(out),
@@ -100,10 +90,11 @@ def test_models_entries_and_reference(compare_sr):
     assert compare_sr.reference_label({"celeba-sr4-mse": 0, "sn": 0, "dg": 0}) == "dg"
 
 
-def test_compare_sr_with_a_model_folder_and_the_twin(compare_sr, tmp_path):
+def test_compare_sr_with_a_model_folder_and_the_twin(compare_sr, tmp_path, noise_images):
     from genprior.priors import pretrained_dir
 
-    data = fake_faces(tmp_path / "faces", 3, seed=2)
+    data = noise_images(tmp_path / "faces", range(8001, 8004), 109, 89, seed=2,
+                        suffix=".jpg")
     out = tmp_path / "out"
     folder = pretrained_dir() / "celeba-sr4-affgan"
     assert compare_sr.main(["--data", str(data), "--n", "3", "--samples", "2", "--no-csgm",

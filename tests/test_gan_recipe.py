@@ -7,10 +7,8 @@ import dataclasses
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from genprior import _serialization
 from genprior.training.adversarial import (
@@ -175,15 +173,9 @@ def test_config_flags_and_checks(tmp_path: Path):
 
 # ------------------------------------------------------------------------------------ end to end
 @pytest.fixture
-def faces(tmp_path: Path) -> Path:
+def faces(tmp_path: Path, noise_images) -> Path:
     """16 RGB 'faces' 20x18 named 000001.png ... 000016.png."""
-    rng = np.random.default_rng(1)
-    root = tmp_path / "faces"
-    root.mkdir()
-    for i in range(1, 17):
-        Image.fromarray(rng.integers(0, 256, (20, 18, 3), dtype=np.uint8)).save(
-            root / f"{i:06d}.png")
-    return root
+    return noise_images(tmp_path / "faces", range(1, 17), 20, 18, seed=1)
 
 
 def _config(data: Path, out: Path, **kw) -> GANTrainConfig:
