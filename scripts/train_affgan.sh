@@ -19,11 +19,15 @@
 #   long       the shipped AffGAN recipe trained longer: starts from a copy of base's 2,000-step
 #              run (the shipped trajectory) and goes on to LONG_STEPS (default 10,000) steps;
 #              resumes its own checkpoint when present
+#   r1         the shipped recipe with lazy R1 on the discriminator (gamma 2.5 every 4 steps,
+#              non-saturating loss, no spectral norm; Mescheder et al. 2018's gamma 10 for
+#              images in [-1, 1] is 2.5 for images in [0, 1]): does a regularised discriminator
+#              stay in balance over a long run? R1_STEPS steps (default 8,000) from scratch
 #   dcheck     200 steps each of the shipped recipe (diag/ns), with --spectral-norm (diag/sn) and
 #              with --gan-loss hinge (diag/hinge): does the discriminator still separate real
 #              from generated faces? (scripts/log_means.py on their log.csv)
 #
-# Usage: scripts/train_affgan.sh [gan|mse|both|base|div|reg|reg-div|denoiser|affdg|affll|long|dcheck]
+# Usage: scripts/train_affgan.sh [gan|mse|both|base|div|reg|reg-div|denoiser|affdg|affll|long|r1|dcheck]
 #        (default both, run concurrently)
 # Env:   DATA (default ../shared/data/celeba), RUNS (default /work/runs), GAN_MINUTES, MSE_MINUTES
 # Resume an interrupted run by re-running with RESUME=1.
@@ -93,6 +97,8 @@ case "$WHAT" in
       rm -rf "$RUNS/sr/affgan-long/final"
     fi
     variant affgan-long affgan --loss gan "${VARIANT[@]}" --max-steps "${LONG_STEPS:-10000}" ;;
+  r1) variant affgan-r1 affgan --loss gan "${VARIANT[@]}" --r1-gamma 2.5 --r1-every 4 \
+    --max-steps "${R1_STEPS:-8000}" ;;
   dcheck)
     variant diag/ns affgan --loss gan "${VARIANT[@]}" --max-steps 200
     variant diag/sn affgan --loss gan "${VARIANT[@]}" --max-steps 200 --spectral-norm
@@ -104,5 +110,5 @@ case "$WHAT" in
     train_gan > "$RUNS/celeba-sr4-affgan.log" 2>&1 &
     train_mse > "$RUNS/celeba-sr4-mse.log" 2>&1 &
     wait ;;
-  *) echo "usage: $0 [gan|mse|both|base|div|reg|reg-div|denoiser|affdg|affll|long|dcheck]" >&2; exit 2 ;;
+  *) echo "usage: $0 [gan|mse|both|base|div|reg|reg-div|denoiser|affdg|affll|long|r1|dcheck]" >&2; exit 2 ;;
 esac

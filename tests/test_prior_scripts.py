@@ -146,3 +146,54 @@ def test_prior_quality_merges_its_json_and_draws_priors_side_by_side(tmp_path, m
     w, h = Image.open(tmp_path / "s.png").size
     assert w > 16 * 28 and 2 * 28 < h < 3 * 28  # 16 draws per prior, one row each
     assert (tmp_path / "pretrained" / "mnist-convvae" / "samples.png").is_file()
+
+
+def test_gaussian_mixture_em_recovers_separated_components(load_script):
+    module = load_script("digit_pm_limits")
+    g = torch.Generator().manual_seed(0)
+    means = torch.tensor([[-5.0, 0.0], [5.0, 1.0]], dtype=torch.float64)
+    scale = torch.tensor([[[1.0, 0.0], [0.5, 0.5]], [[0.3, 0.0], [0.0, 2.0]]], dtype=torch.float64)
+    k = (torch.rand(4000, generator=g) < 0.25).long()  # weights 0.75 / 0.25
+    z = means[k] + (scale[k] @ torch.randn(4000, 2, 1, generator=g, dtype=torch.float64))[..., 0]
+    log_w, mu, L = module.fit_gaussian_mixture(z, 2, generator=torch.Generator().manual_seed(1))
+    order = mu[:, 0].argsort()
+    assert torch.allclose(log_w[order].exp(), torch.tensor([0.75, 0.25], dtype=torch.float64), atol=0.02)
+    assert torch.allclose(mu[order], means, atol=0.1)
+    assert torch.allclose((L @ L.mT)[order], scale @ scale.mT, atol=0.15)
+
+
+def test_mixture_latent_density_is_the_gaussian_for_one_component(load_script):
+    module = load_script("digit_pm_limits")
+    prior = torch.nn.Linear(3, 2).double()
+    prior.latent_shape, prior.img_shape = (3,), (1, 1, 2)
+    L = torch.tensor([[[1.0, 0.0, 0.0], [0.2, 0.7, 0.0], [-0.1, 0.3, 1.5]]], dtype=torch.float64)
+    m = torch.tensor([[0.5, -1.0, 2.0]], dtype=torch.float64)
+    latent = module.MixtureLatent(prior, torch.zeros(1, dtype=torch.float64), m, L)
+    z = torch.randn(5, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    exact = torch.distributions.MultivariateNormal(m[0], scale_tril=L[0]).log_prob(z)
+    assert torch.allclose(latent.log_prior(z), exact, rtol=0, atol=1e-12)
+    draws = latent.sample_latent(20000, generator=torch.Generator().manual_seed(1))
+    assert torch.allclose(draws.mean(0), m[0], atol=0.05)
+    assert torch.allclose(torch.cov(draws.T), L[0] @ L[0].T, atol=0.06)
+
+
+@pytest.mark.filterwarnings("ignore")
+def test_digit_pm_limits_measures_the_variants_on_the_same_measurements(tmp_path, load_script):
+    root = tmp_path / "mnist"
+    root.mkdir()
+    rng = np.random.default_rng(0)
+    for split in ("train", "test"):
+        np.savez(root / f"mnist_{split}_00.npz", x=rng.integers(0, 256, (12, 28, 28), dtype=np.uint8),
+                 y=np.arange(12) % 10)
+    module = load_script("digit_pm_limits")
+    out = tmp_path / "out"
+    assert module.main(["--data-root", str(tmp_path), "--m", "10", "--n-images", "2",
+                        "--components", "2", "--steps", "2", "--restarts", "1",
+                        "--variants", "PM", "PM-mixture-codes", "--out", str(out)]) == 0
+    with open(out / "digit_pm_limits.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["estimator"] for r in rows] == ["CSGM (reference)", "PM", "PM-mixture-codes"]
+    assert float(rows[0]["ratio"]) == 1.0
+    assert all(float(r["ratio"]) == pytest.approx(float(rows[0]["mean"]) / float(r["mean"]))
+               for r in rows)
+    assert "| PM-mixture-codes |" in (out / "digit_pm_limits.md").read_text()
