@@ -96,12 +96,25 @@ def test_checkpoint_resume_matches_uninterrupted_run(tmp_path):
                     generators={"g": g2}, state={"step": 4})
     m3, o3, g3 = fresh()
     state = load_checkpoint(tmp_path / "ck.safetensors", modules={"m": m3}, optimizers={"o": o3},
-                            generators={"g": g3})
+                            generators={"g": g3}, global_rng=True)
     assert state == {"step": 4}
     assert checkpoint_state(tmp_path / "ck.safetensors") == {"step": 4}  # without the tensors
     _train(m3, o3, g3, 6)
     for p, q in zip(m1.parameters(), m3.parameters()):
         assert torch.equal(p, q)
+
+
+def test_loading_weights_leaves_the_global_rng_alone(tmp_path):
+    m = nn.Linear(3, 1)
+    torch.manual_seed(7)  # test-only: a known global state at saving
+    saved = torch.get_rng_state()
+    save_checkpoint(tmp_path / "ck.safetensors", modules={"m": m})
+    torch.manual_seed(123)  # test-only: a known global state
+    before = torch.get_rng_state()
+    load_checkpoint(tmp_path / "ck.safetensors", modules={"m": m})
+    assert torch.equal(torch.get_rng_state(), before)
+    load_checkpoint(tmp_path / "ck.safetensors", modules={"m": m}, global_rng=True)
+    assert torch.equal(torch.get_rng_state(), saved)
 
 
 def test_checkpoint_of_another_architecture_is_rejected(tmp_path):

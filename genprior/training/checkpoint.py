@@ -88,8 +88,18 @@ def load_checkpoint(
     modules: dict[str, nn.Module],
     optimizers: dict[str, torch.optim.Optimizer] | None = None,
     generators: dict[str, torch.Generator] | None = None,
+    global_rng: bool = False,
 ) -> dict[str, Any]:
     """Restore a checkpoint written by :func:`save_checkpoint` in place; return its ``state``.
+
+    Args:
+        path: the checkpoint file.
+        modules: named modules to load (strictly) from it.
+        optimizers: named optimisers to restore.
+        generators: named ``torch.Generator`` objects to restore.
+        global_rng: also restore torch's global CPU RNG state (what a resumed training run
+            needs for an exact continuation); off by default, so loading weights leaves the
+            caller's global RNG as it was.
 
     Raises:
         FileNotFoundError: naming the missing checkpoint.
@@ -109,7 +119,8 @@ def load_checkpoint(
         _optim_from_tensors(f"optim.{name}", opt, tensors, meta["optimizers"][name])
     for name, g in (generators or {}).items():
         g.set_state(tensors[f"rng.{name}"])
-    torch.set_rng_state(tensors["rng.torch_cpu"])
+    if global_rng:
+        torch.set_rng_state(tensors["rng.torch_cpu"])
     return meta["state"]
 
 

@@ -159,7 +159,7 @@ def fit(
     if resume is not None:
         resume = Path(resume)
         saved = load_checkpoint(resume, modules=modules, optimizers=optimizers,
-                                generators=generators) if resume.is_file() else None
+                                generators=generators, global_rng=True) if resume.is_file() else None
         if saved is None:
             hint = (f" ({out} holds a run stopped before its first checkpoint: start it again "
                     f"with --overwrite)" if (out / "log.csv").is_file() else "")
