@@ -54,11 +54,14 @@ def main(argv: list[str] | None = None) -> None:
         return inception_features(x, batch_size=args.fid_batch)
 
     names = available_priors() if args.priors is None else args.priors
+    priors = {name: load_prior(name) for name in names}
+    # super-resolution models: see scripts/compare_sr.py
+    priors = {name: prior for name, prior in priors.items() if not is_conditional(prior)}
+    shapes = {name: tuple(prior.img_shape) for name, prior in priors.items()}
+    if args.side_by_side is not None and len(set(shapes.values())) > 1:
+        raise SystemExit(f"--side-by-side needs priors of one image shape, got {shapes}")
     rows: list[Tensor] = []
-    for name in names:
-        prior = load_prior(name)
-        if is_conditional(prior):  # super-resolution models: see scripts/compare_sr.py
-            continue
+    for name, prior in priors.items():
         g = make_generator(0)
         grid = prior.sample(64, generator=g).clamp(0, 1)
         save_grid_png(Path("pretrained") / name / "samples.png", grid, pad_value=1.0)
@@ -97,8 +100,6 @@ def main(argv: list[str] | None = None) -> None:
         results[name] = r
         print(name, r, flush=True)
     if args.side_by_side is not None:
-        if len({r.shape[1:] for r in rows}) > 1:
-            raise SystemExit("--side-by-side needs priors of one image shape")
         save_grid_png(args.side_by_side, torch.cat(rows), nrow=16, pad_value=1.0)
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "prior_quality.json"

@@ -148,6 +148,17 @@ def test_prior_quality_merges_its_json_and_draws_priors_side_by_side(tmp_path, m
     assert (tmp_path / "pretrained" / "mnist-convvae" / "samples.png").is_file()
 
 
+def test_prior_quality_refuses_mixed_shapes_side_by_side_before_measuring(tmp_path, monkeypatch,
+                                                                          load_script):
+    monkeypatch.chdir(tmp_path)
+    module = load_script("prior_quality")
+    with pytest.raises(SystemExit, match=r"one image shape.*'mnist-vae': \(1, 28, 28\)"):
+        module.main(["--data-root", str(tmp_path / "no-data"), "--out", str(tmp_path / "out"),
+                     "--priors", "mnist-vae", "celeba-vae", "--side-by-side",
+                     str(tmp_path / "s.png")])
+    assert not (tmp_path / "pretrained").exists() and not (tmp_path / "out").exists()
+
+
 def test_gaussian_mixture_em_recovers_separated_components(load_script):
     module = load_script("digit_pm_limits")
     g = torch.Generator().manual_seed(0)
