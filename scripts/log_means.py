@@ -13,9 +13,10 @@ Example::
 from __future__ import annotations
 
 import argparse
-import csv
 import sys
 from pathlib import Path
+
+from genprior.training.logging import read_log
 
 
 def main(argv=None) -> int:
@@ -30,8 +31,7 @@ def main(argv=None) -> int:
         p.error(f"--last must be >= 1, got {args.last}")
     print(f"| log | steps | {' | '.join(args.columns or ['(all)'])} |")
     for path in args.logs:
-        with open(path) as f:
-            rows = list(csv.DictReader(f))
+        rows = read_log(path)
         if not rows:
             p.error(f"{path} has no rows")
         cols = args.columns or [c for c in rows[0] if c not in ("step", "epoch", "time_s")]

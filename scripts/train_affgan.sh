@@ -19,10 +19,12 @@
 #   long       the shipped AffGAN recipe trained longer: starts from a copy of base's 2,000-step
 #              run (the shipped trajectory) and goes on to LONG_STEPS (default 10,000) steps;
 #              resumes its own checkpoint when present
-#   r1         the shipped recipe with lazy R1 on the discriminator (gamma 2.5 every 4 steps,
-#              non-saturating loss, no spectral norm; Mescheder et al. 2018's gamma 10 for
-#              images in [-1, 1] is 2.5 for images in [0, 1]): does a regularised discriminator
-#              stay in balance over a long run? R1_STEPS steps (default 8,000) from scratch
+#   r1         the shipped recipe with lazy R1 on the discriminator (gamma R1_GAMMA, default
+#              0.2, every 4 steps; non-saturating loss, no spectral norm): does a regularised
+#              discriminator stay in balance over a long run? R1_STEPS steps (default 8,000)
+#              from scratch, in $RUNS/sr/affgan-r1-g<R1_GAMMA>. (Gamma 2.5, Mescheder et al.
+#              2018's 10 for images in [-1, 1], kept D at chance: D(real)/D(fake) 0.51/0.49 over
+#              steps 1801..2000.)
 #   dcheck     200 steps each of the shipped recipe (diag/ns), with --spectral-norm (diag/sn) and
 #              with --gan-loss hinge (diag/hinge): does the discriminator still separate real
 #              from generated faces? (scripts/log_means.py on their log.csv)
@@ -97,7 +99,8 @@ case "$WHAT" in
       rm -rf "$RUNS/sr/affgan-long/final"
     fi
     variant affgan-long affgan --loss gan "${VARIANT[@]}" --max-steps "${LONG_STEPS:-10000}" ;;
-  r1) variant affgan-r1 affgan --loss gan "${VARIANT[@]}" --r1-gamma 2.5 --r1-every 4 \
+  r1) variant "affgan-r1-g${R1_GAMMA:-0.2}" affgan --loss gan "${VARIANT[@]}" \
+    --r1-gamma "${R1_GAMMA:-0.2}" --r1-every 4 \
     --max-steps "${R1_STEPS:-8000}" ;;
   dcheck)
     variant diag/ns affgan --loss gan "${VARIANT[@]}" --max-steps 200

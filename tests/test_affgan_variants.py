@@ -4,7 +4,6 @@ answers, clear errors, defaults unchanged and exact resumption."""
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import json
 import math
@@ -24,6 +23,7 @@ from genprior.priors.conv_vae import ConvVAE
 from genprior.priors.denoiser import Denoiser, tweedie_score
 from genprior.training.affgan import AffGANTrainConfig, train_affgan
 from genprior.training.checkpoint import CHECKPOINT_NAME
+from genprior.training.logging import read_log
 from genprior.training.sr_objectives import affdg_loss, affll_loss, diversity_term
 
 
@@ -162,11 +162,6 @@ def _config(data: Path, out: Path, **kw) -> AffGANTrainConfig:
     return AffGANTrainConfig(data=data, out=out, **{**base, **kw})
 
 
-def _rows(path: Path) -> list[dict[str, str]]:
-    with path.open(newline="") as f:
-        return [{k: v for k, v in r.items() if k != "time_s"} for r in csv.DictReader(f)]
-
-
 def _checkpoint_config(path: Path) -> dict:
     with safe_open(str(path), framework="pt") as f:
         (raw,) = f.metadata().values()
@@ -186,7 +181,7 @@ _DEFAULT_LOGS = {
 def test_defaults_train_as_before_the_variants(tiny_faces: Path, tmp_path: Path, loss: str):
     out = tmp_path / loss
     train_affgan(_config(tiny_faces, out, loss=loss, max_steps=3))
-    rows = _rows(out / "log.csv")
+    rows = read_log(out / "log.csv", drop=["time_s"])
     columns = (["d_loss", "g_loss", "d_real", "d_fake", "instance_noise"] if loss == "gan"
                else ["mse"])
     assert list(rows[0]) == ["step", "epoch", *columns]
@@ -220,7 +215,7 @@ def _split_then_resume(config: AffGANTrainConfig, n: int) -> tuple[Path, Path]:
     assert a.keys() == b.keys()
     for k in a:
         assert torch.equal(a[k], b[k]), k
-    assert _rows(parts / "log.csv") == _rows(whole / "log.csv")
+    assert read_log(parts / "log.csv", drop=["time_s"]) == read_log(whole / "log.csv", drop=["time_s"])
     return whole, parts
 
 
@@ -229,7 +224,7 @@ def test_gan_options_train_and_resume_exactly(tiny_faces: Path, tmp_path: Path):
                      r1_gamma=1.0, r1_every=2, diffaugment="color,translation,cutout",
                      diversity_weight=1.0)
     whole, _ = _split_then_resume(config, 6)  # 2 steps per epoch, killed with R1 due next
-    rows = _rows(whole / "log.csv")
+    rows = read_log(whole / "log.csv", drop=["time_s"])
     assert list(rows[0]) == ["step", "epoch", "d_loss", "g_loss", "d_real", "d_fake",
                              "instance_noise", "r1", "diversity"]
     r1 = [float(r["r1"]) for r in rows]
@@ -255,7 +250,7 @@ def test_affdg_trains_with_a_denoiser_and_resumes_exactly(tiny_faces: Path, tmp_
     config = _config(tiny_faces, tmp_path / "dg", loss="affdg",
                      denoiser=str(tmp_path / "den" / "final"), diversity_weight=0.5)
     whole, _ = _split_then_resume(config, 4)
-    rows = _rows(whole / "log.csv")
+    rows = read_log(whole / "log.csv", drop=["time_s"])
     assert list(rows[0]) == ["step", "epoch", "score_rms", "diversity"]
     assert all(float(r["score_rms"]) > 0 for r in rows)
     training = json.loads((whole / "final" / "config.json").read_text())["training"]
@@ -268,7 +263,7 @@ def test_affll_trains_with_a_vae_and_resumes_exactly(tiny_faces: Path, tmp_path:
         tmp_path / "vae")
     config = _config(tiny_faces, tmp_path / "ll", loss="affll", density=str(tmp_path / "vae"))
     whole, _ = _split_then_resume(config, 4)
-    rows = _rows(whole / "log.csv")
+    rows = read_log(whole / "log.csv", drop=["time_s"])
     assert list(rows[0]) == ["step", "epoch", "neg_elbo"]
     training = json.loads((whole / "final" / "config.json").read_text())["training"]
     assert training["density"] == str(tmp_path / "vae")
@@ -305,7 +300,7 @@ def test_first_step_logs_the_documented_objectives(same_faces: Path, tmp_path: P
     config = _config(same_faces, tmp_path / "run", loss=loss, max_steps=1,
                      diversity_weight=2.0, diversity_tau=0.1, **density)
     train_affgan(config)
-    (row,) = _rows(tmp_path / "run" / "log.csv")
+    (row,) = read_log(tmp_path / "run" / "log.csv", drop=["time_s"])
     # redo step 1: the run's noise generator (seed * 1000 + 1, rank 0) draws eps1, eps2, then
     # (AffLL) the encoder's noise
     x = load_image_data(same_faces, img_size=16).tensors[0][:2]

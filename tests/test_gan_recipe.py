@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import json
 from pathlib import Path
@@ -19,6 +18,7 @@ from genprior.training.adversarial import (
 from genprior.training.augment import diff_augment, parse_policy
 from genprior.training.checkpoint import CHECKPOINT_NAME
 from genprior.training.gan import GANTrainConfig, _recipe_record, train_gan
+from genprior.training.logging import read_log
 
 
 def _g(seed: int = 0) -> torch.Generator:
@@ -185,17 +185,12 @@ def _config(data: Path, out: Path, **kw) -> GANTrainConfig:
                           loss="hinge", r1_gamma=1.0, r1_every=2, **kw)
 
 
-def _rows(path: Path) -> list[dict[str, str]]:
-    with path.open(newline="") as f:
-        return [{k: v for k, v in r.items() if k != "time_s"} for r in csv.DictReader(f)]
-
-
 def test_recipe_trains_and_resumes_exactly(faces: Path, tmp_path: Path):
     n = 6                                   # 4 steps per epoch: the resume at 3 crosses epochs
     whole, parts = tmp_path / "whole", tmp_path / "parts"
     res = train_gan(_config(faces, whole, max_steps=n))
     assert res.state.step == n and (whole / "final" / "model.safetensors").is_file()
-    rows = _rows(whole / "log.csv")
+    rows = read_log(whole / "log.csv", drop=["time_s"])
     assert list(rows[0]) == ["step", "epoch", "loss_d", "loss_g", "d_real", "d_fake", "sigma",
                              "r1"]
     r1 = [float(r["r1"]) for r in rows]
@@ -212,7 +207,7 @@ def test_recipe_trains_and_resumes_exactly(faces: Path, tmp_path: Path):
     assert a.keys() == b.keys()
     for k in a:
         assert torch.equal(a[k], b[k]), k
-    assert _rows(parts / "log.csv") == rows
+    assert read_log(parts / "log.csv", drop=["time_s"]) == rows
     # the checkpoint records the recipe: resuming it without the recipe is refused
     with pytest.raises(ValueError, match="diffaugment"):
         train_gan(dataclasses.replace(config, max_steps=n + 1, resume="auto", diffaugment=""))

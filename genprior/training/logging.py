@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 from genprior._io import save_grid_png
 from genprior._serialization import atomic_write_bytes
 
-__all__ = ["CSVLogger", "progress_bar", "save_sample_grid"]
+__all__ = ["CSVLogger", "progress_bar", "read_log", "save_sample_grid"]
 
 
 class CSVLogger:
@@ -92,6 +92,21 @@ class CSVLogger:
 
     def close(self) -> None:
         self._f.close()
+
+
+def read_log(path: str | os.PathLike, *, drop: Sequence[str] = ()) -> list[dict[str, str]]:
+    """The rows of a :class:`CSVLogger` log as ``{column: text}``, without the columns in
+    ``drop`` (e.g. ``time_s``, to compare two runs' records).
+
+    Example:
+        >>> log = CSVLogger("/tmp/log.csv", ["loss"])
+        >>> log.log(1, 0, 0.5, {"loss": 0.25})
+        >>> log.close()
+        >>> read_log("/tmp/log.csv", drop=["time_s"])
+        [{'step': '1', 'epoch': '0', 'loss': '0.25'}]
+    """
+    with Path(path).open(newline="") as f:
+        return [{k: v for k, v in row.items() if k not in drop} for row in csv.DictReader(f)]
 
 
 def progress_bar(*, total: int, initial: int, enabled: bool, desc: str) -> tqdm:
