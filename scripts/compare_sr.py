@@ -93,8 +93,7 @@ from genprior.operators.downsample import Downsample
 from genprior.operators.projection import affine_projection
 from genprior.priors.conditional import ConditionalSR
 from genprior.sampling import csgm_restarts
-from genprior.training.checkpoint import checkpoint_state, load_checkpoint
-from genprior.training.ema import EMA
+from genprior.training.checkpoint_model import checkpoint_model
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from sr_faces import (
@@ -177,12 +176,13 @@ def load_sr_model(where: str) -> nn.Module:
     ``genprior train affgan`` checkpoint (a ``.safetensors`` file)."""
     if not where.endswith(".safetensors"):
         return genprior.load_prior(where)
-    config = checkpoint_state(where)["config"]
-    if config.get("kind") != "affgan":
+    try:
+        model, _ = checkpoint_model(where)
+    except ValueError as e:
+        raise SystemExit(str(e)) from e
+    if not isinstance(model, ConditionalSR):
         raise SystemExit(f"{where} is not a checkpoint of genprior train affgan")
-    ema = EMA(ConditionalSR(**config["model"]))
-    load_checkpoint(where, modules={"ema": ema})
-    return ema.module.eval()
+    return model
 
 
 def reference_label(models: dict[str, object]) -> str:

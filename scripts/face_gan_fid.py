@@ -38,7 +38,7 @@ from genprior.data import load_celeba
 from genprior.metrics import frechet_distance, inception_features
 from genprior.priors import load_prior
 from genprior.priors.dcgan import DCGANGenerator
-from genprior.training.checkpoint import checkpoint_state, load_checkpoint
+from genprior.training.checkpoint_model import checkpoint_model
 
 GRID_DRAWS = 64  # the sample grid's draws, skipped before the FID samples (prior_quality.py)
 CHUNK = 250
@@ -71,13 +71,10 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def checkpoint_generator(path: Path) -> tuple[nn.Module, int]:
     """The EMA generator of a DCGAN training checkpoint and the checkpoint's step."""
-    state = checkpoint_state(path)
-    config = state["config"]
-    if config.get("kind") != "gan" or config.get("arch") != "dcgan":
-        raise ValueError(f"{path} is not a checkpoint of genprior train gan --arch dcgan")
-    G = DCGANGenerator(**config["generator"])
-    load_checkpoint(path, modules={"G_ema": G})
-    return G.eval(), int(state["step"])
+    G, step = checkpoint_model(path)
+    if not isinstance(G, DCGANGenerator):  # a wrong file, not a wrong type of argument
+        raise ValueError(f"{path} is not a checkpoint of genprior train gan --arch dcgan")  # noqa: TRY004
+    return G, step
 
 
 def real_features(args: argparse.Namespace) -> dict[str, Tensor]:

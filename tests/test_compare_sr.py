@@ -142,7 +142,11 @@ def test_a_checkpoints_ema_weights_are_the_final_model(compare_sr, tiny_faces, t
     final = load_prior(out / "final")
     a, b = from_checkpoint.state_dict(), final.state_dict()
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-    other = tmp_path / "gan.safetensors"
-    save_checkpoint(other, modules={"G": torch.nn.Linear(2, 2)}, state={"config": {"kind": "gan"}})
+    from genprior.priors.dcgan import DCGANGenerator
+
+    other, config = tmp_path / "gan.safetensors", {"nz": 2, "ngf": 2, "nc": 3, "img_size": 16}
+    save_checkpoint(other, modules={"G_ema": DCGANGenerator(**config)},
+                    state={"step": 1, "config": {"kind": "gan", "arch": "dcgan",
+                                                 "generator": config}})
     with pytest.raises(SystemExit, match="not a checkpoint of genprior train affgan"):
         compare_sr.load_sr_model(str(other))

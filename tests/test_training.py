@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import os
 import socket
@@ -20,9 +19,11 @@ from genprior.cli import main
 from genprior.data import ResumableSampler, parse_range
 from genprior.priors import Prior
 from genprior.training.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
+from genprior.training.checkpoint_model import checkpoint_model
 from genprior.training.common import save_image_grid  # the deprecated alias
 from genprior.training.ema import EMA
 from genprior.training.gan import GANTrainConfig, train_gan
+from genprior.training.logging import read_log
 from genprior.training.vae import VAETrainConfig, train_vae
 
 
@@ -71,11 +72,6 @@ def _gan(data: Path, out: Path, *extra: str) -> list[str]:
             "--nz", "8", "--ngf", "4", "--ndf", "4", "--batch-size", "4", "--epochs", "2",
             "--instance-noise", "0.1", "--ema-decay", "0.9", "--seed", "5", "--threads", "1",
             *extra]
-
-
-def _rows(path: Path) -> list[dict[str, str]]:
-    with path.open(newline="") as f:
-        return list(csv.DictReader(f))
 
 
 def _weights(path: Path) -> dict[str, torch.Tensor]:
@@ -128,7 +124,7 @@ def test_save_image_grid(tmp_path: Path):
 def test_vae_end_to_end(digits: Path, tmp_path: Path):
     out = tmp_path / "run"
     assert main(_vae(digits, out, "--ckpt-every", "3", "--sample-every", "3")) == 0
-    rows = _rows(out / "log.csv")
+    rows = read_log(out / "log.csv")
     assert [int(r["step"]) for r in rows] == list(range(1, 11))  # 2 epochs x 40 // 8
     assert [int(r["epoch"]) for r in rows] == [0] * 5 + [1] * 5
     assert Image.open(out / "samples.png").size == (8 * 10 + 2, 8 * 10 + 2)
@@ -143,7 +139,7 @@ def test_vae_end_to_end(digits: Path, tmp_path: Path):
 def test_gan_end_to_end(faces: Path, tmp_path: Path):
     out = tmp_path / "run"
     assert main(_gan(faces, out, "--train-range", "1:20")) == 0
-    rows = _rows(out / "log.csv")
+    rows = read_log(out / "log.csv")
     assert len(rows) == 2 * 20 // 4  # ids 21..24 are held out
     sig = [float(r["sigma"]) for r in rows]
     assert sig[0] == pytest.approx(0.1) and sig[-1] == pytest.approx(0.1 / 10)
@@ -169,8 +165,8 @@ def test_resume_matches_uninterrupted(kind: str, digits: Path, faces: Path, tmp_
     assert a.keys() == b.keys()
     for k in a:
         assert torch.equal(a[k], b[k]), k
-    assert _rows(whole / "log.csv") != [] and len(_rows(parts / "log.csv")) == n
-    for ra, rb in zip(_rows(whole / "log.csv"), _rows(parts / "log.csv")):
+    assert read_log(whole / "log.csv") != [] and len(read_log(parts / "log.csv")) == n
+    for ra, rb in zip(read_log(whole / "log.csv"), read_log(parts / "log.csv")):
         assert {k: v for k, v in ra.items() if k != "time_s"} == \
             {k: v for k, v in rb.items() if k != "time_s"}
 
@@ -246,7 +242,7 @@ def test_ddp_two_processes(kind: str, digits: Path, faces: Path, tmp_path: Path)
     res = subprocess.run(cmd, check=False, env=env, capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr[-3000:]
     # each rank sees half the data: 40 digits / 2 / batch 8 = 2 steps; 24 faces / 2 / 4 = 3
-    rows = _rows(out / "log.csv")
+    rows = read_log(out / "log.csv")
     assert len(rows) == (2 if kind == "vae" else 3)  # one writer: rank 0
     assert res.stdout.count("saved ") == 1
     saved = load_checkpoint(out / CHECKPOINT_NAME, modules={})
@@ -281,7 +277,7 @@ def test_train_from_python_without_argparse(digits: Path, faces: Path, tmp_path:
                                             no_argparse):
     res = train_vae(_vae_config(digits, tmp_path / "vae", max_steps=3))
     assert res.state.step == 3 and res.out == tmp_path / "vae"
-    assert len(_rows(tmp_path / "vae" / "log.csv")) == 3
+    assert len(read_log(tmp_path / "vae" / "log.csv")) == 3
     saved = Prior.from_pretrained(tmp_path / "vae" / "final")
     assert type(res.model).__name__ == "MLPVAE" and saved.img_shape == (1, 8, 8)
     for k, v in res.model.state_dict().items():
@@ -330,7 +326,7 @@ def test_python_and_cli_give_identical_weights(kind: str, digits: Path, faces: P
         wa = _weights(tmp_path / "cli" / final / "model.safetensors")
         wb = _weights(tmp_path / "py" / final / "model.safetensors")
         assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
-    for ra, rb in zip(_rows(tmp_path / "cli" / "log.csv"), _rows(tmp_path / "py" / "log.csv")):
+    for ra, rb in zip(read_log(tmp_path / "cli" / "log.csv"), read_log(tmp_path / "py" / "log.csv")):
         assert {k: v for k, v in ra.items() if k != "time_s"} == \
             {k: v for k, v in rb.items() if k != "time_s"}
 
@@ -346,9 +342,39 @@ def test_deprecated_entry_points_still_work(digits: Path, tmp_path: Path):
     args = parser.parse_args(_vae(digits, tmp_path / "old", "--max-steps", "2")[2:])
     with pytest.warns(DeprecationWarning, match="train_vae"):
         assert vae.main(args) == 0
-    assert len(_rows(tmp_path / "old" / "log.csv")) == 2
+    assert len(read_log(tmp_path / "old" / "log.csv")) == 2
     legacy = argparse.ArgumentParser()
     with pytest.warns(DeprecationWarning):
         common.add_common_arguments(legacy, epochs=3, batch_size=5, lr=0.5)
     ns = legacy.parse_args(["--data", "d", "--out", "o"])
     assert (ns.epochs, ns.batch_size, ns.lr, ns.img_size) == (3, 5, 0.5, None)
+
+
+def test_checkpoint_model_is_the_final_model_of_every_trainer(digits: Path, faces: Path,
+                                                                tiny_faces: Path, tmp_path: Path):
+    from genprior import load_prior
+    from genprior.training import (
+        AffGANTrainConfig,
+        DenoiserTrainConfig,
+        train_affgan,
+        train_denoiser,
+    )
+
+    train_vae(_vae_config(digits, tmp_path / "vae", max_steps=3))
+    train_gan(_gan_config(faces, tmp_path / "gan", max_steps=3))
+    train_denoiser(DenoiserTrainConfig(data=tiny_faces, out=tmp_path / "denoiser", img_size=16,
+                                       width=4, n_blocks=1, sigma=0.2, batch_size=2,
+                                       max_steps=3, threads=1))
+    train_affgan(AffGANTrainConfig(data=tiny_faces, out=tmp_path / "affgan", img_size=16,
+                                   width=8, n_blocks=1, noise_channels=2, d_width=4,
+                                   batch_size=2, max_steps=3, seed=0, threads=1))
+    for run in ("vae", "gan", "denoiser", "affgan"):
+        model, step = checkpoint_model(tmp_path / run / CHECKPOINT_NAME)
+        final = load_prior(tmp_path / run / "final")
+        assert step == 3 and type(model) is type(final) and not model.training
+        a, b = model.state_dict(), final.state_dict()
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), run
+    save_checkpoint(tmp_path / "other.safetensors", modules={"m": torch.nn.Linear(2, 2)},
+                    state={"step": 1, "config": {"kind": "gan", "arch": "unknown"}})
+    with pytest.raises(ValueError, match="other.safetensors is not a checkpoint of genprior"):
+        checkpoint_model(tmp_path / "other.safetensors")
