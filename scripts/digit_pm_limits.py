@@ -17,8 +17,8 @@ short of sampling or of prior, on the same digits, ``A`` and ``y`` (the Bora pro
   the VAE's KL term did its job).
 
 The mixture's draws start the chains and its log-density is the sampler's prior term. The
-reference CSGM (``mnist-vae``, lambda = 0, Adam 1000 x 10) is measured in the same run for the
-ratios. Writes ``<out>/<stem>.csv`` and ``.md`` (with the command) after every row.
+reference CSGM (always ``mnist-vae``, lambda = 0, Adam 1000 x 10, whatever ``--prior``) is
+measured in the same run for the ratios. Writes ``<out>/<stem>.csv`` and ``.md`` (with the command) after every row.
 
 Example (what docs/prior_quality.md reports)::
 
@@ -217,7 +217,7 @@ def main(argv=None) -> int:
             codes[sample] = training_codes(prior, x_train, sample=sample,
                                            generator=make_generator(args.seed + 1))
     command = "python " + " ".join(sys.argv)
-    note = (f"`{args.prior}`, MNIST test digits 0..{args.n_images - 1}, m = {args.m}, A i.i.d. "
+    note = (f"Prior of the PM rows: `{args.prior}`. MNIST test digits 0..{args.n_images - 1}, m = {args.m}, A i.i.d. "
             f"N(0, 1), noise std {NOISE_STD}, the same A and y for every row. Reference: CSGM "
             f"(lambda = 0, {args.restarts} x {args.steps} Adam steps). Mixtures: "
             f"{args.components} components, EM (100 iterations) on "
@@ -238,7 +238,8 @@ def main(argv=None) -> int:
         return s.mean
 
     t0 = time.perf_counter()
-    reference = record("CSGM (reference)", run_method("VAE", y, A, prior, args, args.m),
+    reference = record("CSGM mnist-vae (reference)",
+                       run_method("VAE", y, A, genprior.load_prior("mnist-vae"), args, args.m),
                        time.perf_counter() - t0, None)
     for variant in args.variants:
         t0 = time.perf_counter()

@@ -203,7 +203,8 @@ def test_digit_pm_limits_measures_the_variants_on_the_same_measurements(tmp_path
                         "--variants", "PM", "PM-mixture-codes", "--out", str(out)]) == 0
     with open(out / "digit_pm_limits.csv") as f:
         rows = list(csv.DictReader(f))
-    assert [r["estimator"] for r in rows] == ["CSGM (reference)", "PM", "PM-mixture-codes"]
+    assert [r["estimator"] for r in rows] == ["CSGM mnist-vae (reference)", "PM",
+                                              "PM-mixture-codes"]
     assert float(rows[0]["ratio"]) == 1.0
     assert all(float(r["ratio"]) == pytest.approx(float(rows[0]["mean"]) / float(r["mean"]))
                for r in rows)
