@@ -8,7 +8,9 @@ short of sampling or of prior, on the same digits, ``A`` and ``y`` (the Bora pro
 
 - ``PM``: the PM as reported (16 chains, 1,000 burn-in iterations, 10 samples thinned by 10);
 - ``PM-64chains``: 64 chains instead of 16 (Monte Carlo error of the average, modes missed);
-- ``PM-burn3000``: 3,000 burn-in iterations (the same annealing, each level three times longer);
+- ``PM-burn3000``, ``PM-burn10000``: 3,000 or 10,000 burn-in iterations (the same annealing,
+  each level 3 or 10 times longer);
+- ``PM-64chains-burn3000``: both;
 - ``PM-mixture-means``: the latent density replaced by a K-component Gaussian mixture fitted by
   EM to the encoder means of the 60,000 training digits (an ex-post density, Ghosh et al. 2020);
 - ``PM-mixture-codes``: the same fitted to codes drawn from the encoder, z = mu + sigma * eps
@@ -48,8 +50,11 @@ from genprior.sampling import langevin
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from reproduce_mnist import NOISE_STD, PM_ANNEAL, bora_measurements, run_method
 
-VARIANTS = ("PM", "PM-64chains", "PM-burn3000", "PM-mixture-means", "PM-mixture-codes",
-            "PM-gaussian-codes")
+VARIANTS = ("PM", "PM-64chains", "PM-burn3000", "PM-burn10000", "PM-64chains-burn3000",
+            "PM-mixture-means", "PM-mixture-codes", "PM-gaussian-codes")
+# (chains, burn-in iterations) of the sampling variants
+SAMPLING = {"PM": (16, 1000), "PM-64chains": (64, 1000), "PM-burn3000": (16, 3000),
+            "PM-burn10000": (16, 10000), "PM-64chains-burn3000": (64, 3000)}
 
 
 def fit_gaussian_mixture(z: Tensor, k: int, *, iters: int = 100, jitter: float = 1e-4,
@@ -243,12 +248,8 @@ def main(argv=None) -> int:
                        time.perf_counter() - t0, None)
     for variant in args.variants:
         t0 = time.perf_counter()
-        target, chains, burn_in = prior, 16, 1000
-        if variant == "PM-64chains":
-            chains = 64
-        elif variant == "PM-burn3000":
-            burn_in = 3000
-        elif variant != "PM":
+        target, (chains, burn_in) = prior, SAMPLING.get(variant, SAMPLING["PM"])
+        if variant not in SAMPLING:
             k = 1 if variant == "PM-gaussian-codes" else args.components
             fitted = fit_gaussian_mixture(codes[variant != "PM-mixture-means"], k,
                                           generator=make_generator(args.seed))
