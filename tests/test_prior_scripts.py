@@ -209,3 +209,27 @@ def test_digit_pm_limits_measures_the_variants_on_the_same_measurements(tmp_path
     assert all(float(r["ratio"]) == pytest.approx(float(rows[0]["mean"]) / float(r["mean"]))
                for r in rows)
     assert "| PM-mixture-codes |" in (out / "digit_pm_limits.md").read_text()
+
+
+def test_export_checkpoint_writes_the_ema_generator_and_never_overwrites(tmp_path, capsys,
+                                                                         load_script):
+    from genprior import load_prior
+
+    module = load_script("export_checkpoint")
+    config = {"nz": 8, "ngf": 4, "nc": 3, "img_size": 16}
+    G, G_ema = DCGANGenerator(**config), DCGANGenerator(**config)
+    save_checkpoint(tmp_path / "ck.safetensors", modules={"G": G, "G_ema": G_ema},
+                    state={"step": 7, "config": {"kind": "gan", "arch": "dcgan",
+                                                 "generator": config}})
+    out = tmp_path / "model"
+    assert module.main([str(tmp_path / "ck.safetensors"), str(out)]) == 0
+    loaded = load_prior(out)
+    for p, q in zip(loaded.state_dict().values(), G_ema.state_dict().values(), strict=True):
+        assert torch.equal(p, q)
+    import json
+    assert json.loads((out / "config.json").read_text())["training"]["steps"] == 7
+    before = (out / "model.safetensors").read_bytes()
+    with pytest.raises(SystemExit):
+        module.main([str(tmp_path / "ck.safetensors"), str(out)])
+    assert "exists" in capsys.readouterr().err
+    assert (out / "model.safetensors").read_bytes() == before

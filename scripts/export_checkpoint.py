@@ -1,0 +1,44 @@
+"""Write the model a training checkpoint holds as a model folder (``save_pretrained``).
+
+The model is what ``final/`` would hold (:func:`genprior.training.checkpoint_model.checkpoint_model`:
+the EMA generator or network, or the VAE); ``config.json``'s ``training`` record is the
+checkpoint's own record plus its step and the checkpoint's path. Used to ship a point of a run
+measured part-way (``celeba-sr4-affgan-r1``: the 6,000-step checkpoint of
+``scripts/train_affgan.sh r1``). Nothing is overwritten.
+
+Example::
+
+    python scripts/export_checkpoint.py /work/runs/sr/affgan-r1-g0.2-snap/step_6000.safetensors \\
+        pretrained/celeba-sr4-affgan-r1
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from genprior.training.checkpoint import checkpoint_state
+from genprior.training.checkpoint_model import checkpoint_model
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("checkpoint", type=Path, help="a genprior train checkpoint (.safetensors)")
+    p.add_argument("out", type=Path, help="the new model folder (must not exist)")
+    args = p.parse_args(argv)
+    if args.out.exists():
+        p.error(f"{args.out} exists; choose a new folder (nothing is overwritten)")
+    try:
+        model, step = checkpoint_model(args.checkpoint)
+    except (FileNotFoundError, ValueError) as e:
+        p.error(str(e))
+    record = {**checkpoint_state(args.checkpoint)["config"], "steps": step,
+              "checkpoint": str(args.checkpoint)}
+    model.save_pretrained(args.out, training=record)
+    print(f"wrote {type(model).__name__} of step {step} to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
