@@ -45,10 +45,9 @@ from genprior._random import make_generator
 from genprior.data import load_mnist
 from genprior.metrics import mse_per_pixel, summary
 from genprior.priors.base import Prior
-from genprior.sampling import langevin
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from reproduce_mnist import NOISE_STD, PM_ANNEAL, bora_measurements, run_method
+from reproduce_mnist import NOISE_STD, bora_measurements, posterior_mean, run_method
 
 VARIANTS = ("PM", "PM-64chains", "PM-burn3000", "PM-burn10000", "PM-64chains-burn3000",
             "PM-mixture-means", "PM-mixture-codes", "PM-gaussian-codes")
@@ -157,13 +156,6 @@ def training_codes(prior, x: Tensor, *, sample: bool, generator: torch.Generator
     return torch.cat(codes)
 
 
-def posterior_mean(y: Tensor, A, prior, *, n_chains: int, burn_in: int, seed: int) -> Tensor:
-    """reproduce_mnist's ``VAE-PM`` with its chain count and burn-in as arguments."""
-    return langevin(y, A, prior, sigma=NOISE_STD, n_chains=n_chains, burn_in=burn_in,
-                    n_samples=10, thin=10, method="mala", anneal=PM_ANNEAL,
-                    generator=make_generator(seed)).mean
-
-
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--data-root", required=True, help="folder holding mnist/ (npz shards)")
@@ -254,7 +246,8 @@ def main(argv=None) -> int:
             fitted = fit_gaussian_mixture(codes[variant != "PM-mixture-means"], k,
                                           generator=make_generator(args.seed))
             target = MixtureLatent(prior, *fitted)
-        x_hat = posterior_mean(y, A, target, n_chains=chains, burn_in=burn_in, seed=args.seed)
+        x_hat = posterior_mean(y, A, target, n_chains=chains, burn_in=burn_in,
+                               generator=make_generator(args.seed))
         record(variant, x_hat, time.perf_counter() - t0, reference)
     print(f"wrote {out / (args.stem + '.csv')} and .md")
     return 0

@@ -2,7 +2,8 @@
 
 The model is what ``final/`` would hold (:func:`genprior.training.checkpoint_model.checkpoint_model`:
 the EMA generator or network, or the VAE); ``config.json``'s ``training`` record is the
-checkpoint's own record plus its step and the checkpoint's path. Used to ship a point of a run
+checkpoint's own record (less the model's constructor arguments, which are its ``config``)
+plus its step and the checkpoint's path. Used to ship a point of a run
 measured part-way (``celeba-sr4-affgan-r1``: the 6,000-step checkpoint of
 ``scripts/train_affgan.sh r1``). Nothing is overwritten.
 
@@ -33,8 +34,10 @@ def main(argv=None) -> int:
         model, step = checkpoint_model(args.checkpoint)
     except (FileNotFoundError, ValueError) as e:
         p.error(str(e))
-    record = {**checkpoint_state(args.checkpoint)["config"], "steps": step,
-              "checkpoint": str(args.checkpoint)}
+    # the model's own constructor arguments ("model", "generator") are config.json's "config"
+    record = {k: v for k, v in checkpoint_state(args.checkpoint)["config"].items()
+              if k not in ("model", "generator")}
+    record.update(steps=step, checkpoint=str(args.checkpoint))
     model.save_pretrained(args.out, training=record)
     print(f"wrote {type(model).__name__} of step {step} to {args.out}")
     return 0

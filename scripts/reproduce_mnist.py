@@ -86,6 +86,16 @@ def parse_args(argv=None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def posterior_mean(y, A, prior, *, generator: torch.Generator, n_chains: int = 16,
+                   burn_in: int = 1000):
+    """``VAE-PM``: the mean of ``n_chains`` annealed-MALA chains (random starts, the likelihood
+    annealed through :data:`PM_ANNEAL` during ``burn_in`` iterations, then 10 samples thinned by
+    10 at the true noise level)."""
+    return langevin(y, A, prior, sigma=NOISE_STD, n_chains=n_chains, burn_in=burn_in,
+                    n_samples=10, thin=10, method="mala", anneal=PM_ANNEAL,
+                    generator=generator).mean
+
+
 def run_method(name: str, y, A, prior, args, m: int):
     gen = make_generator(args.seed)
     opt = {"restarts": args.restarts, "steps": args.steps, "lr": args.lr, "generator": gen,
@@ -97,8 +107,7 @@ def run_method(name: str, y, A, prior, args, m: int):
     if name == "VAE+Reg":
         return csgm(y, A, prior, lam=0.1, **opt).x_hat
     if name == "VAE-PM":
-        return langevin(y, A, prior, sigma=NOISE_STD, n_chains=16, burn_in=1000, n_samples=10,
-                        thin=10, method="mala", anneal=PM_ANNEAL, generator=gen).mean
+        return posterior_mean(y, A, prior, generator=gen)
     lam, lam_nu = sparse_gen_weights(m)
     return sparse_gen(y, A, prior, lam=lam, lam_nu=lam_nu, basis="pixel", **opt).x_hat.clamp(0, 1)
 

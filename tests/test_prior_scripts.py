@@ -41,18 +41,25 @@ def test_digit_priors_refuses_bad_arguments(tmp_path, capsys, load_script):
     assert "--n-images must be at least 2" in capsys.readouterr().err
 
 
-def test_face_gan_fid_loads_the_ema_generator_of_a_checkpoint(tmp_path, load_script):
-    module = load_script("face_gan_fid")
+def _dcgan_checkpoint(path: Path, step: int) -> DCGANGenerator:
+    """A tiny ``genprior train gan --arch dcgan`` checkpoint at ``path``; returns its EMA
+    generator (the raw one differs)."""
     config = {"nz": 8, "ngf": 4, "nc": 3, "img_size": 16}
     G, G_ema = DCGANGenerator(**config), DCGANGenerator(**config)
-    save_checkpoint(tmp_path / "ck.safetensors", modules={"G": G, "G_ema": G_ema},
-                    state={"step": 7, "config": {"kind": "gan", "arch": "dcgan",
-                                                 "generator": config}})
+    save_checkpoint(path, modules={"G": G, "G_ema": G_ema},
+                    state={"step": step, "config": {"kind": "gan", "arch": "dcgan",
+                                                    "generator": config}})
+    return G_ema
+
+
+def test_face_gan_fid_loads_the_ema_generator_of_a_checkpoint(tmp_path, load_script):
+    module = load_script("face_gan_fid")
+    G_ema = _dcgan_checkpoint(tmp_path / "ck.safetensors", step=7)
     loaded, step = module.checkpoint_generator(tmp_path / "ck.safetensors")
     assert step == 7
     for p, q in zip(loaded.state_dict().values(), G_ema.state_dict().values(), strict=True):
         assert torch.equal(p, q)
-    save_checkpoint(tmp_path / "vae.safetensors", modules={"G": G},
+    save_checkpoint(tmp_path / "vae.safetensors", modules={"G": G_ema},
                     state={"step": 1, "config": {"kind": "vae", "arch": "conv"}})
     with pytest.raises(ValueError, match="vae.safetensors is not a checkpoint of genprior train"):
         module.checkpoint_generator(tmp_path / "vae.safetensors")
@@ -216,18 +223,15 @@ def test_export_checkpoint_writes_the_ema_generator_and_never_overwrites(tmp_pat
     from genprior import load_prior
 
     module = load_script("export_checkpoint")
-    config = {"nz": 8, "ngf": 4, "nc": 3, "img_size": 16}
-    G, G_ema = DCGANGenerator(**config), DCGANGenerator(**config)
-    save_checkpoint(tmp_path / "ck.safetensors", modules={"G": G, "G_ema": G_ema},
-                    state={"step": 7, "config": {"kind": "gan", "arch": "dcgan",
-                                                 "generator": config}})
+    G_ema = _dcgan_checkpoint(tmp_path / "ck.safetensors", step=7)
     out = tmp_path / "model"
     assert module.main([str(tmp_path / "ck.safetensors"), str(out)]) == 0
     loaded = load_prior(out)
     for p, q in zip(loaded.state_dict().values(), G_ema.state_dict().values(), strict=True):
         assert torch.equal(p, q)
     import json
-    assert json.loads((out / "config.json").read_text())["training"]["steps"] == 7
+    training = json.loads((out / "config.json").read_text())["training"]
+    assert training["steps"] == 7 and "generator" not in training  # that is config.json's config
     before = (out / "model.safetensors").read_bytes()
     with pytest.raises(SystemExit):
         module.main([str(tmp_path / "ck.safetensors"), str(out)])
