@@ -25,11 +25,16 @@
 #              from scratch, in $RUNS/sr/affgan-r1-g<R1_GAMMA>. (Gamma 2.5, Mescheder et al.
 #              2018's 10 for images in [-1, 1], kept D at chance: D(real)/D(fake) 0.51/0.49 over
 #              steps 1801..2000.)
+#   r1-div     r1 (gamma R1_GAMMA, default 0.2) + the diversity-sensitive term (weight 1, tau
+#              DIV_TAU, default 0.035: the 2,000-step div run's EMA weights spread 0.0118 for a
+#              raw-generator ratio of 0.0175, so a 0.02 spread of the EMA weights asks ~0.03 of the
+#              raw generator); DIV_STEPS steps (default 6,000) from scratch, in
+#              $RUNS/sr/affgan-r1-g<R1_GAMMA>-div<DIV_TAU>
 #   dcheck     200 steps each of the shipped recipe (diag/ns), with --spectral-norm (diag/sn) and
 #              with --gan-loss hinge (diag/hinge): does the discriminator still separate real
 #              from generated faces? (scripts/log_means.py on their log.csv)
 #
-# Usage: scripts/train_affgan.sh [gan|mse|both|base|div|reg|reg-div|denoiser|affdg|affll|long|r1|dcheck]
+# Usage: scripts/train_affgan.sh [gan|mse|both|base|div|reg|reg-div|denoiser|affdg|affll|long|r1|r1-div|dcheck]
 #        (default both, run concurrently)
 # Env:   DATA (default ../shared/data/celeba), RUNS (default /work/runs), GAN_MINUTES, MSE_MINUTES
 # Resume an interrupted run by re-running with RESUME=1.
@@ -102,6 +107,9 @@ case "$WHAT" in
   r1) variant "affgan-r1-g${R1_GAMMA:-0.2}" affgan --loss gan "${VARIANT[@]}" \
     --r1-gamma "${R1_GAMMA:-0.2}" --r1-every 4 \
     --max-steps "${R1_STEPS:-8000}" ;;
+  r1-div) variant "affgan-r1-g${R1_GAMMA:-0.2}-div${DIV_TAU:-0.035}" affgan --loss gan "${VARIANT[@]}" \
+    --r1-gamma "${R1_GAMMA:-0.2}" --r1-every 4 --diversity-weight 1 --diversity-tau "${DIV_TAU:-0.035}" \
+    --max-steps "${DIV_STEPS:-6000}" ;;
   dcheck)
     variant diag/ns affgan --loss gan "${VARIANT[@]}" --max-steps 200
     variant diag/sn affgan --loss gan "${VARIANT[@]}" --max-steps 200 --spectral-norm
@@ -113,5 +121,5 @@ case "$WHAT" in
     train_gan > "$RUNS/celeba-sr4-affgan.log" 2>&1 &
     train_mse > "$RUNS/celeba-sr4-mse.log" 2>&1 &
     wait ;;
-  *) echo "usage: $0 [gan|mse|both|base|div|reg|reg-div|denoiser|affdg|affll|long|r1|dcheck]" >&2; exit 2 ;;
+  *) echo "usage: $0 [gan|mse|both|base|div|reg|reg-div|denoiser|affdg|affll|long|r1|r1-div|dcheck]" >&2; exit 2 ;;
 esac

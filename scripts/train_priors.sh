@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
-# Train the shipped priors and copy their final weights into pretrained/<name>/.
+# Train the shipped priors and copy their final weights into pretrained/<name>/ (the
+# candidates celeba-dcgan-da*, celeba-dcgan-snda and natural-gan stay in RUNS_DIR/<name>/final).
 #
 # Usage: scripts/train_priors.sh NAME [DATA_ROOT] [RUNS_DIR]
-#   NAME: mnist-vae | mnist-convvae | celeba-dcgan | celeba-vae | natural-vae | natural-gan | celeba-dcgan-da | celeba-dcgan-snda
+#   NAME: mnist-vae | mnist-convvae | celeba-dcgan | celeba-vae | natural-vae | natural-gan | celeba-dcgan-da | celeba-dcgan-da-long | celeba-dcgan-snda
 #   DATA_ROOT: default ../shared/data ; RUNS_DIR: default /work/runs (logs, checkpoints)
 # Re-running the same NAME resumes from RUNS_DIR/NAME/checkpoint.safetensors when present.
 # Each job uses one CPU thread (--threads 1) so that two jobs share a 2-core machine.
 set -euo pipefail
 # Everything sits in main() so that bash has parsed the whole script before training starts.
 main() {
-NAME=${1:?usage: scripts/train_priors.sh mnist-vae|mnist-convvae|celeba-dcgan|celeba-vae|natural-vae|natural-gan|celeba-dcgan-da|celeba-dcgan-snda [DATA_ROOT] [RUNS_DIR]}
+NAME=${1:?usage: scripts/train_priors.sh mnist-vae|mnist-convvae|celeba-dcgan|celeba-vae|natural-vae|natural-gan|celeba-dcgan-da|celeba-dcgan-da-long|celeba-dcgan-snda [DATA_ROOT] [RUNS_DIR]}
 DATA=${2:-../shared/data}
 RUNS=${3:-/work/runs}
 RUN="$RUNS/$NAME"
@@ -87,6 +88,23 @@ case "$NAME" in
       --diffaugment translation,cutout --seed 0 --threads 1 --ckpt-every 250 --sample-every 250 \
       --max-steps 9289 "${RESUME[@]}"
     ;;
+  celeba-dcgan-da-long)
+    # Is celeba-dcgan-da short of steps? The same run continued from its 9,289-step checkpoint
+    # (copied once from RUNS_DIR/celeba-dcgan-da, which stays as it is) to DA_LONG_STEPS
+    # (default 16,000); the instance noise ends at 12,000 steps as in the recipe.
+    if [[ ! -f "$RUN/checkpoint.safetensors" ]]; then
+      [[ -f "$RUNS/celeba-dcgan-da/checkpoint.safetensors" ]] || { echo "train celeba-dcgan-da first" >&2; exit 2; }
+      [[ ! -e "$RUN" ]] || { echo "$RUN exists without a checkpoint" >&2; exit 2; }
+      mkdir -p "$RUN"
+      cp "$RUNS/celeba-dcgan-da/checkpoint.safetensors" "$RUNS/celeba-dcgan-da/log.csv" "$RUN/"
+      RESUME=(--resume)
+    fi
+    genprior train gan --arch dcgan --data "$DATA/celeba" --train-range 1:8000 --img-size 64 --crop 54 \
+      --out "$RUN" --nz 100 --ngf 32 --ndf 32 --epochs 200 --batch-size 64 --lr 2e-4 \
+      --label-smoothing 0.9 --instance-noise 0.1 --ema-decay 0.999 --instance-noise-steps 12000 \
+      --diffaugment translation,cutout --seed 0 --threads 1 --ckpt-every 250 --sample-every 250 \
+      --max-steps "${DA_LONG_STEPS:-16000}" "${RESUME[@]}"
+    ;;
   celeba-dcgan-snda)
     # Issue #17's first try (stopped at 4,250 steps: its discriminator never separated real from
     # fake, D(real) ~ D(fake) ~ 0.5; docs/prior_quality.md): spectrally normalised D, hinge
@@ -109,6 +127,10 @@ if [[ "$NAME" == mnist-convvae ]]; then
   mv "pretrained/$NAME.new"/* "pretrained/$NAME"/ && rmdir "pretrained/$NAME.new"
   return 0
 fi
+case "$NAME" in  # candidates stay in their run folder until a measurement ships them
+  celeba-dcgan-da|celeba-dcgan-da-long|celeba-dcgan-snda|natural-gan)
+    echo "final weights in $RUN/final (not shipped)"; return 0 ;;
+esac
 # Re-save the final weights through the public API (config.json + model.safetensors).
 python - "$RUN/final" "pretrained/$NAME" <<'PY'
 import sys
