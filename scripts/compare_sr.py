@@ -11,7 +11,8 @@ Methods:
 - ``celeba-sr4-mse`` (the MSE twin) and ``celeba-sr4-affgan`` (or the ``--models`` given, as
   ``NAME``, ``FOLDER``, ``LABEL=FOLDER`` or ``LABEL=CHECKPOINT.safetensors``, the EMA weights of
   a ``genprior train affgan`` checkpoint): ``--samples`` draws of the range-constrained
-  generator per input (fresh noise each); the estimate is the first draw;
+  generator per input (fresh noise each, at the model's ``--temperature``, default 1); the
+  estimate is the first draw;
 - ``CSGM celeba-dcgan`` / ``CSGM celeba-vae``: latent optimisation
   (:func:`genprior.sampling.csgm_restarts`: ``--restarts`` independent restarts, Adam ``--lr``,
   ``--steps`` steps, latent weight ``--lam`` in the CSGM reference's units); the restarts are
@@ -129,6 +130,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--models", nargs="+", default=list(SR_MODELS),
                    help="SR models: shipped names, folders, LABEL=FOLDER or LABEL=CHECKPOINT "
                    "(a genprior train affgan checkpoint .safetensors: its EMA weights)")
+    p.add_argument("--temperature", nargs="+", default=[], metavar="LABEL=T",
+                   help="noise scale of an SR model's draws (ConditionalSR.sample's temperature; "
+                   "default 1 for every model); the same weights may be listed twice under two "
+                   "labels")
     p.add_argument("--restarts", type=int, default=8, help="CSGM restarts (= its samples)")
     p.add_argument("--steps", type=int, default=500, help="CSGM Adam steps")
     p.add_argument("--lr", type=float, default=0.1, help="CSGM Adam learning rate")
@@ -161,6 +166,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.samples < 2 or args.restarts < 2:
         p.error("--samples and --restarts must be >= 2 (diversity is a std across them)")
     args.models = dict(model_entry(e) for e in args.models)
+    temperatures = {}
+    for entry in args.temperature:
+        label, sep, value = entry.partition("=")
+        try:
+            t = float(value)
+        except ValueError:
+            t = math.nan
+        if not sep or label not in args.models or not (math.isfinite(t) and t >= 0):
+            p.error(f"--temperature {entry}: need LABEL=T with LABEL one of --models "
+                    f"({', '.join(args.models)}) and T finite and >= 0")
+        temperatures[label] = t
+    args.temperature = temperatures
     return args
 
 
@@ -244,7 +261,8 @@ def fast_methods(y: Tensor, A: Downsample, models: dict[str, nn.Module], args: a
         "A_dagger y": lambda yb: A.A_dagger(yb)[None],
     }
     for name, model in models.items():
-        fns[name] = partial(model.sample, n=args.samples, generator=gens[name])
+        fns[name] = partial(model.sample, n=args.samples, generator=gens[name],
+                            temperature=args.temperature.get(name, 1.0))
     with torch.no_grad():  # untimed warm-up (first-call allocations), its own noise
         for model in models.values():
             model.sample(y[:args.batch], args.samples, generator=make_generator(args.seed + 1))
@@ -425,6 +443,11 @@ def main(argv: list[str] | None = None) -> int:
                 f"SR models: {args.samples} draws (estimate: draw 1); CSGM: {args.restarts} "
                 f"restarts x {args.steps} Adam steps, lr {args.lr}, lam {args.lam} (estimate: "
                 f"lowest measurement error); {args.threads} CPU thread(s), seed {args.seed}.")
+    if args.temperature:
+        settings = settings.replace(" draws (estimate: draw 1)", " draws (estimate: draw 1; noise "
+                                    "temperature " + ", ".join(f"{k} {v:g}" for k, v in
+                                                               args.temperature.items())
+                                    + ", others 1)")
     if args.no_csgm:
         settings = settings.split("; CSGM:")[0] + (f"; no CSGM rows (--no-csgm); "
                                                     f"{args.threads} CPU thread(s), seed "

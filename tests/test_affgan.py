@@ -78,6 +78,21 @@ def test_noise_changes_output_and_generator_fixes_it(device):
         torch.testing.assert_close(model(y.repeat(2, 1, 1, 1), eps).reshape(a.shape), a)
 
 
+def test_temperature_scales_the_noise(device):
+    model = _model(device)
+    y = _y(device)
+    x = model.sample(y, 2, generator=torch.Generator().manual_seed(5), temperature=2.5)
+    eps = model.sample_latent(2 * 3, generator=torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        torch.testing.assert_close(model(y.repeat(2, 1, 1, 1), 2.5 * eps).reshape(x.shape), x)
+        cold = model.sample(y, 2, generator=torch.Generator().manual_seed(5), temperature=0.0)
+        torch.testing.assert_close(cold[0], model(y, torch.zeros_like(eps[:3])), atol=0, rtol=0)
+    torch.testing.assert_close(cold[0], cold[1], atol=0, rtol=0)
+    for bad in (-0.1, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="temperature"):
+            model.sample(y, 2, temperature=bad)
+
+
 def test_shapes(device):
     model = _model(device)
     y = _y(device, b=2)

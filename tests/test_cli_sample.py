@@ -112,6 +112,24 @@ def test_cli_eps(tmp_path):
         torch.testing.assert_close(model.operator.A(s), y, atol=1e-5, rtol=0)
     w, h = Image.open(tmp_path / "out" / "grid.png").size
     assert (w, h) == (2 * 10 + 2, (4 + 2) * 10 + 2)  # no truth row
+    # --temperature 0: no noise, every draw is the network's output at eps = 0
+    assert main([*argv[:-1], str(tmp_path / "cold"), "--temperature", "0"]) == 0
+    with np.load(tmp_path / "cold" / "samples.npz") as f:
+        cold = torch.from_numpy(f["samples"])
+    with torch.no_grad():
+        x0 = model(y, torch.zeros(2, *model.latent_shape))
+    for s in cold:
+        torch.testing.assert_close(s, x0, atol=1e-6, rtol=0)
+
+
+def test_cli_temperature_errors(files, tmp_path, capsys):
+    argv = ["sample", "--prior", str(files / "prior"), "--measurements", str(files / "y.npz"),
+            "--operator", str(files / "op.safetensors"), "--out", str(tmp_path / "o")]
+    assert main([*argv, "--temperature", "2"]) == 2
+    assert "--temperature applies to --method eps only, not mala" in capsys.readouterr().err
+    assert main([*argv, "--method", "eps", "--temperature", "-1"]) == 2
+    assert "--temperature must be finite and >= 0, got -1.0" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
 
 
 def test_cli_errors(files, tmp_path, capsys):

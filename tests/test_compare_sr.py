@@ -112,6 +112,29 @@ def test_compare_sr_with_a_model_folder_and_the_twin(compare_sr, tmp_path, noise
                          "--fid-methods", "nope", "--out", str(out), "--name", "sr2"])
 
 
+def test_temperature_per_model_label(compare_sr, tmp_path, noise_images, capsys):
+    from genprior.priors import pretrained_dir
+
+    data = noise_images(tmp_path / "faces", range(8001, 8004), 109, 89, seed=3,
+                        suffix=".jpg")
+    out = tmp_path / "out"
+    folder = pretrained_dir() / "celeba-sr4-affgan"
+    assert compare_sr.main(["--data", str(data), "--n", "3", "--samples", "3", "--no-csgm",
+                            "--models", f"t1={folder}", f"t0={folder}", f"t3={folder}",
+                            "--temperature", "t0=0", "t3=3", "--figure-faces", "2",
+                            "--out", str(out), "--name", "sr"]) == 0
+    with open(out / "sr.csv") as f:
+        spread = {r["method"]: float(r["diversity"]) for r in csv.DictReader(f)}
+    assert spread["t0"] == 0.0  # no noise: every draw is the same output
+    assert spread["t3"] > 2 * spread["t1"] > 0
+    assert "noise temperature t0 0, t3 3, others 1" in (out / "sr_table.md").read_text()
+    for bad in ("nope=1", "t1=-1", "t1=x", "t1"):
+        with pytest.raises(SystemExit):
+            compare_sr.main(["--data", str(data), "--n", "3", "--no-csgm", "--models",
+                             f"t1={folder}", "--temperature", bad, "--out", str(out)])
+        assert f"--temperature {bad}: need LABEL=T" in capsys.readouterr().err
+
+
 def test_truth_features_are_cached_for_the_same_images_only(compare_sr, tmp_path, monkeypatch):
     calls = []
 

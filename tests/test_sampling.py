@@ -276,6 +276,14 @@ def test_eps_source_range_constrained():
     assert torch.equal(again.samples, res.samples)
     with pytest.raises(ValueError, match="eps_shape"):
         noise_draws(y, lambda y, eps: y, n=2)
+    # temperature t: the same draws with t * eps, and the same as ConditionalSR.sample's
+    hot = sample("eps", y, None, model, n=5, generator=torch.Generator().manual_seed(1),
+                 temperature=2.0)
+    torch.testing.assert_close(hot.z_samples, 2.0 * res.z_samples, atol=0, rtol=0)
+    torch.testing.assert_close(hot.samples, model.sample(
+        y, 5, generator=torch.Generator().manual_seed(1), temperature=2.0), atol=0, rtol=0)
+    with pytest.raises(ValueError, match="temperature"):
+        noise_draws(y, model, n=2, temperature=-1.0)
 
 
 def test_restarts_source_linear_is_the_map(problem):

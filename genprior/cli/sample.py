@@ -96,6 +96,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="decreasing extra noise levels annealed through during burn-in "
                         "(Jalal et al. 2021); with --init random --precondition none, chains "
                         "settle in different modes, e.g. --anneal 30 10 3 1 0.3")
+    parser.add_argument("--temperature", type=float, default=1.0,
+                        help="--method eps: noise scale of the generator's draws (1: as trained; "
+                        "larger spreads them, 0 gives one output)")
     parser.add_argument("--steps", type=int, default=500, help="CSGM (Adam) steps (restarts, init)")
     parser.add_argument("--lr", type=float, default=0.05, help="CSGM Adam learning rate")
     parser.add_argument("--lam", type=float, default=0.0, help="CSGM latent penalty")
@@ -127,6 +130,8 @@ def _options(args: argparse.Namespace) -> dict:
         if args.chains is not None:
             opts["n_chains"] = args.chains
         return opts
+    if args.method == "eps":
+        return {"temperature": args.temperature}
     return csgm_options if args.method == "restarts" else {}
 
 
@@ -250,6 +255,10 @@ def grid(res: SampleResult, x: torch.Tensor | None) -> torch.Tensor:
 def run(args: argparse.Namespace) -> int:
     from genprior.cli._figures import samples_figure, save_figure
 
+    if args.temperature != 1.0 and args.method != "eps":
+        raise ValueError(f"--temperature applies to --method eps only, not {args.method}")
+    if not (math.isfinite(args.temperature) and args.temperature >= 0):
+        raise ValueError(f"--temperature must be finite and >= 0, got {args.temperature}")
     device = parse_device(args.device)
     check_output(args.out, args.overwrite)
     meas = read_measurements(args.measurements)

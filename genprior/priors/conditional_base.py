@@ -122,13 +122,16 @@ class ConditionalPrior(PretrainedMixin, nn.Module):
 
     @torch.no_grad()
     def sample(self, y: Tensor, n: int = 1, *,
-               generator: torch.Generator | None = None) -> Tensor:
+               generator: torch.Generator | None = None, temperature: float = 1.0) -> Tensor:
         r"""Draw ``n`` outputs per input, each with a fresh :math:`\varepsilon`.
 
         Args:
             y: measurements.
             n: samples per input.
             generator: source of the noise (same generator state, same samples).
+            temperature: scale of the noise, :math:`\varepsilon \sim \mathcal N(0, t^2 I)`:
+                1 is the training distribution; above 1 the draws spread further apart (the
+                outputs stay consistent with ``y``), 0 gives one deterministic output.
 
         Returns:
             ``n`` outputs per input.
@@ -138,12 +141,14 @@ class ConditionalPrior(PretrainedMixin, nn.Module):
             - output: ``(n, B, C, H, W)``
 
         Raises:
-            ValueError: ``n < 1`` or a bad ``y``.
+            ValueError: ``n < 1``, a negative or non-finite ``temperature``, or a bad ``y``.
         """
         if int(n) < 1:
             raise ValueError(f"n must be >= 1, got {n}")
+        if not (math.isfinite(temperature) and temperature >= 0):
+            raise ValueError(f"temperature must be finite and >= 0, got {temperature}")
         self.check_y(y)
         b = y.shape[0]
-        eps = self.sample_latent(n * b, generator=generator).to(y.dtype)
+        eps = temperature * self.sample_latent(n * b, generator=generator).to(y.dtype)
         x = self.forward(y.repeat(n, *([1] * (y.ndim - 1))), eps)
         return x.reshape(n, b, *self.img_shape)

@@ -106,9 +106,10 @@ def noise_draws(
     n: int,
     eps_shape: Sequence[int] | None = None,
     generator: torch.Generator | None = None,
+    temperature: float = 1.0,
 ) -> SampleResult:
     r"""``n`` outputs per image of a conditional generator ``model(y, eps)`` with fresh
-    :math:`\varepsilon \sim \mathcal N(0, I)`, computed in one batched call.
+    :math:`\varepsilon \sim \mathcal N(0, t^2 I)`, computed in one batched call.
 
     Args:
         y: measurements of ``B`` images.
@@ -116,6 +117,8 @@ def noise_draws(
         n: samples per image.
         eps_shape: shape of one :math:`\varepsilon`; default ``model.latent_shape``.
         generator: source of :math:`\varepsilon`.
+        temperature: :math:`t`, the noise scale (1: the training distribution; larger spreads
+            the draws, 0 gives one output); as ``ConditionalSR.sample``.
 
     Returns:
         :class:`SampleResult` with ``z_samples`` the noise draws and ``ess = n``.
@@ -125,10 +128,13 @@ def noise_draws(
         - samples: ``(n, B, C, H, W)``; z_samples: ``(n, B, *eps_shape)``
 
     Raises:
-        ValueError: ``eps_shape`` neither given nor a ``latent_shape`` of the model.
+        ValueError: ``eps_shape`` neither given nor a ``latent_shape`` of the model; a negative
+            or non-finite ``temperature``.
     """
     n = _check_n(n)
     _check_y(y)
+    if not (math.isfinite(temperature) and temperature >= 0):
+        raise ValueError(f"temperature must be finite and >= 0, got {temperature}")
     if eps_shape is None:
         eps_shape = getattr(model, "latent_shape", None)
         if eps_shape is None:
@@ -136,7 +142,8 @@ def noise_draws(
                              "latent_shape")
     eps_shape = tuple(int(s) for s in eps_shape)
     b = y.shape[0]
-    eps = randn((n * b, *eps_shape), generator=generator, device=y.device, dtype=y.dtype)
+    eps = temperature * randn((n * b, *eps_shape), generator=generator, device=y.device,
+                              dtype=y.dtype)
     x = model(y.repeat(n, *([1] * (y.ndim - 1))), eps)
     return _independent(x.reshape(n, b, *x.shape[1:]), eps.reshape(n, b, *eps_shape))
 
