@@ -438,16 +438,13 @@ def main(argv: list[str] | None = None) -> int:
            reference, twin=TWIN, csgm_priors=CSGM_PRIORS)
     crop = "largest centred square" if args.crop is None else f"centre crop {args.crop}"
     command = " ".join(["python scripts/compare_sr.py", *(sys.argv[1:] if argv is None else argv)])
+    temperatures = "".join(f"{k} {v:g}, " for k, v in args.temperature.items())
+    temperatures = f"; noise temperature {temperatures}others 1" if temperatures else ""
     settings = (f"CelebA held-out faces from id {FIRST_ID} ({crop}, resized to 64x64), "
                 "`Downsample((3, 64, 64), 4, kernel='box')`, no noise; "
-                f"SR models: {args.samples} draws (estimate: draw 1); CSGM: {args.restarts} "
-                f"restarts x {args.steps} Adam steps, lr {args.lr}, lam {args.lam} (estimate: "
+                f"SR models: {args.samples} draws (estimate: draw 1{temperatures}); "
+                f"CSGM: {args.restarts} restarts x {args.steps} Adam steps, lr {args.lr}, lam {args.lam} (estimate: "
                 f"lowest measurement error); {args.threads} CPU thread(s), seed {args.seed}.")
-    if args.temperature:
-        settings = settings.replace(" draws (estimate: draw 1)", " draws (estimate: draw 1; noise "
-                                    "temperature " + ", ".join(f"{k} {v:g}" for k, v in
-                                                               args.temperature.items())
-                                    + ", others 1)")
     if args.no_csgm:
         settings = settings.split("; CSGM:")[0] + (f"; no CSGM rows (--no-csgm); "
                                                     f"{args.threads} CPU thread(s), seed "

@@ -92,7 +92,8 @@ case "$NAME" in
     # Is celeba-dcgan-da short of steps? The same run continued from its 9,289-step checkpoint
     # (copied once from RUNS_DIR/celeba-dcgan-da, which stays as it is) to DA_LONG_STEPS
     # (default 15,000); the instance noise ends at 12,000 steps as in the recipe. Measured: FID
-    # 82.3 at 12,000 steps, CSGM at m = 1000 still above celeba-dcgan's (docs/prior_quality.md).
+    # 82.3 at 12,000 and 74.0 at 15,000 steps, CSGM error at m = 1000 still 18% above
+    # celeba-dcgan's; not shipped (docs/prior_quality.md).
     if [[ ! -f "$RUN/checkpoint.safetensors" ]]; then
       [[ -f "$RUNS/celeba-dcgan-da/checkpoint.safetensors" ]] || { echo "train celeba-dcgan-da first" >&2; exit 2; }
       [[ ! -e "$RUN" ]] || { echo "$RUN exists without a checkpoint" >&2; exit 2; }

@@ -1,6 +1,7 @@
 """The prior-comparison scripts of issue #17 (digit_priors.py, face_gan_fid.py) on tiny inputs."""
 
 import csv
+import json
 from pathlib import Path
 
 import numpy as np
@@ -229,7 +230,6 @@ def test_export_checkpoint_writes_the_ema_generator_and_never_overwrites(tmp_pat
     loaded = load_prior(out)
     for p, q in zip(loaded.state_dict().values(), G_ema.state_dict().values(), strict=True):
         assert torch.equal(p, q)
-    import json
     training = json.loads((out / "config.json").read_text())["training"]
     assert training["steps"] == 7 and "generator" not in training  # that is config.json's config
     before = (out / "model.safetensors").read_bytes()

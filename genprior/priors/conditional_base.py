@@ -16,7 +16,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor, nn
 
-from genprior._checks import check_finite, check_shape
+from genprior._checks import check_finite, check_positive, check_shape
 from genprior._config import Registry
 from genprior.priors.base import PretrainedMixin, draw_latent
 
@@ -145,8 +145,7 @@ class ConditionalPrior(PretrainedMixin, nn.Module):
         """
         if int(n) < 1:
             raise ValueError(f"n must be >= 1, got {n}")
-        if not (math.isfinite(temperature) and temperature >= 0):
-            raise ValueError(f"temperature must be finite and >= 0, got {temperature}")
+        check_positive(temperature, "temperature", allow_zero=True)
         self.check_y(y)
         b = y.shape[0]
         eps = temperature * self.sample_latent(n * b, generator=generator).to(y.dtype)

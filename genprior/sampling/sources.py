@@ -18,7 +18,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from genprior._checks import check_finite
+from genprior._checks import check_finite, check_positive
 from genprior._random import randn
 from genprior.priors.base import Prior
 from genprior.sampling.langevin import langevin
@@ -133,8 +133,7 @@ def noise_draws(
     """
     n = _check_n(n)
     _check_y(y)
-    if not (math.isfinite(temperature) and temperature >= 0):
-        raise ValueError(f"temperature must be finite and >= 0, got {temperature}")
+    check_positive(temperature, "temperature", allow_zero=True)
     if eps_shape is None:
         eps_shape = getattr(model, "latent_shape", None)
         if eps_shape is None:
