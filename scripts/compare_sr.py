@@ -440,15 +440,13 @@ def main(argv: list[str] | None = None) -> int:
     command = " ".join(["python scripts/compare_sr.py", *(sys.argv[1:] if argv is None else argv)])
     temperatures = "".join(f"{k} {v:g}, " for k, v in args.temperature.items())
     temperatures = f"; noise temperature {temperatures}others 1" if temperatures else ""
+    csgm = ("no CSGM rows (--no-csgm)" if args.no_csgm else
+            f"CSGM: {args.restarts} restarts x {args.steps} Adam steps, lr {args.lr}, lam {args.lam} "
+            "(estimate: lowest measurement error)")
     settings = (f"CelebA held-out faces from id {FIRST_ID} ({crop}, resized to 64x64), "
                 "`Downsample((3, 64, 64), 4, kernel='box')`, no noise; "
                 f"SR models: {args.samples} draws (estimate: draw 1{temperatures}); "
-                f"CSGM: {args.restarts} restarts x {args.steps} Adam steps, lr {args.lr}, lam {args.lam} (estimate: "
-                f"lowest measurement error); {args.threads} CPU thread(s), seed {args.seed}.")
-    if args.no_csgm:
-        settings = settings.split("; CSGM:")[0] + (f"; no CSGM rows (--no-csgm); "
-                                                    f"{args.threads} CPU thread(s), seed "
-                                                    f"{args.seed}.")
+                f"{csgm}; {args.threads} CPU thread(s), seed {args.seed}.")
     if args.fid:
         settings += (f" FID: {', '.join(fid_methods)} (estimate, clamped) vs the {args.n} "
                      "held-out truths, standard TF-Inception 2048 features "

@@ -11,6 +11,7 @@ both kinds.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from typing import ClassVar
 
 import torch
@@ -18,9 +19,11 @@ from torch import Tensor, nn
 
 from genprior._checks import check_finite, check_positive, check_shape
 from genprior._config import Registry
+from genprior._random import randn
 from genprior.priors.base import PretrainedMixin, draw_latent
 
-__all__ = ["CONDITIONAL_PRIORS", "ConditionalPrior", "register_conditional_prior"]
+__all__ = ["CONDITIONAL_PRIORS", "ConditionalPrior", "conditional_draws",
+           "register_conditional_prior"]
 
 #: every :class:`ConditionalPrior` class by class name (see :class:`~genprior._config.Registry`)
 CONDITIONAL_PRIORS: Registry[type[ConditionalPrior]] = Registry("conditional prior")
@@ -33,6 +36,39 @@ def register_conditional_prior(cls: type[ConditionalPrior]) -> type[ConditionalP
         ValueError: if the name is already registered.
     """
     return CONDITIONAL_PRIORS.register(cls)
+
+
+def conditional_draws(
+    model: Callable[[Tensor, Tensor], Tensor], y: Tensor, n: int, eps_shape: Sequence[int], *,
+    generator: torch.Generator | None = None, temperature: float = 1.0,
+) -> tuple[Tensor, Tensor]:
+    r"""``n`` outputs per input of a conditional generator ``model(y, eps)``, each with a fresh
+    :math:`\varepsilon \sim \mathcal N(0, t^2 I)`, in one batched call.
+
+    The one place where genprior draws the noise of a conditional generator:
+    :meth:`ConditionalPrior.sample` and :func:`genprior.sampling.noise_draws` both call it, so
+    the same generator state gives them the same draws.
+
+    Args:
+        model: called as ``model(y, eps)`` on ``n * B`` inputs (``y`` repeated ``n`` times).
+        y: measurements of ``B`` inputs.
+        n: outputs per input (checked by the callers).
+        eps_shape: shape of one :math:`\varepsilon`.
+        generator: source of the noise.
+        temperature: :math:`t` (checked by the callers).
+
+    Returns:
+        ``(x, eps)``: the outputs and the noise that gave them, draw-major.
+
+    Shape:
+        - y: ``(B, *meas_shape)``
+        - x: ``(n, B, C, H, W)``; eps: ``(n, B, *eps_shape)``
+    """
+    b, eps_shape = y.shape[0], tuple(int(s) for s in eps_shape)
+    eps = temperature * randn((n * b, *eps_shape), generator=generator, device=y.device,
+                              dtype=y.dtype)
+    x = model(y.repeat(n, *([1] * (y.ndim - 1))), eps)
+    return x.reshape(n, b, *x.shape[1:]), eps.reshape(n, b, *eps_shape)
 
 
 class ConditionalPrior(PretrainedMixin, nn.Module):
@@ -147,7 +183,5 @@ class ConditionalPrior(PretrainedMixin, nn.Module):
             raise ValueError(f"n must be >= 1, got {n}")
         check_positive(temperature, "temperature", allow_zero=True)
         self.check_y(y)
-        b = y.shape[0]
-        eps = temperature * self.sample_latent(n * b, generator=generator).to(y.dtype)
-        x = self.forward(y.repeat(n, *([1] * (y.ndim - 1))), eps)
-        return x.reshape(n, b, *self.img_shape)
+        return conditional_draws(self.forward, y, int(n), self.latent_shape, generator=generator,
+                                 temperature=temperature)[0]

@@ -19,8 +19,8 @@ import torch
 from torch import Tensor, nn
 
 from genprior._checks import check_finite, check_positive
-from genprior._random import randn
 from genprior.priors.base import Prior
+from genprior.priors.conditional_base import conditional_draws
 from genprior.sampling.langevin import langevin
 from genprior.sampling.result import SampleResult, summarize
 
@@ -139,12 +139,8 @@ def noise_draws(
         if eps_shape is None:
             raise ValueError(f"eps_shape must be given: {type(model).__name__} has no "
                              "latent_shape")
-    eps_shape = tuple(int(s) for s in eps_shape)
-    b = y.shape[0]
-    eps = temperature * randn((n * b, *eps_shape), generator=generator, device=y.device,
-                              dtype=y.dtype)
-    x = model(y.repeat(n, *([1] * (y.ndim - 1))), eps)
-    return _independent(x.reshape(n, b, *x.shape[1:]), eps.reshape(n, b, *eps_shape))
+    return _independent(*conditional_draws(model, y, n, eps_shape, generator=generator,
+                                           temperature=temperature))
 
 
 def sample(
