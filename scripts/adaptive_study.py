@@ -27,6 +27,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import torch
+from _run import first_images
 
 import genprior
 from genprior._io import save_grid_png
@@ -192,7 +193,7 @@ def study_sr(args, out: Path) -> None:
 def study_ood(args, out: Path) -> None:
     folder = Path(args.data_root) / "testsets" / "CBSD68"
     data = ImageFolderDataset(folder, img_size=64, crop=64)
-    x = torch.stack([data[i] for i in range(args.n_images)])
+    x = first_images(data, args.n_images)
     prior = genprior.load_prior("celeba-dcgan")
     table = Table(out, "adaptive_ood", _note("ood", args))
     grid = [x]
@@ -218,7 +219,7 @@ def study_ood(args, out: Path) -> None:
 
 def study_mnist(args, out: Path) -> None:
     data = load_mnist(args.data_root + "/mnist", "test")
-    x = torch.stack([data[i] for i in range(args.n_images)])
+    x = first_images(data, args.n_images)
     prior = genprior.load_prior("mnist-vae")
     table = Table(out, "adaptive_mnist", _note("mnist", args))
     for m in args.m or [100, 200, 500, 750]:
@@ -290,7 +291,7 @@ def study_overfit(args, out: Path) -> None:
 
 def _faces(args):
     data = load_celeba(args.data_root, "test", img_size=64)
-    return torch.stack([data[i] for i in range(args.n_images)])
+    return first_images(data, args.n_images)
 
 
 def _note(study: str, args) -> str:

@@ -34,6 +34,7 @@ from pathlib import Path
 
 import torch
 from _bench import peak_rss_mib, reset_peak_rss, rss_mib
+from _run import prepare_run
 
 import genprior
 from genprior._io import load_images_npz, save_images_npz
@@ -199,10 +200,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     if args.variant:
         return child(args)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = prepare_run(args)
     prior, prior_name, A, x, y, z0 = load_problem(args)
     results = {}
     with tempfile.TemporaryDirectory() as tmp:

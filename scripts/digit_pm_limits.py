@@ -47,6 +47,7 @@ from genprior.metrics import mse_per_pixel, summary
 from genprior.priors.base import Prior
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _run import first_images, prepare_run
 from reproduce_mnist import NOISE_STD, bora_measurements, posterior_mean, run_method
 
 VARIANTS = ("PM", "PM-64chains", "PM-burn3000", "PM-burn10000", "PM-64chains-burn3000",
@@ -196,13 +197,10 @@ def write_tables(rows: list[dict], out: Path, stem: str, command: str, note: str
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = prepare_run(args)
     root = Path(args.data_root) / "mnist"
     test = load_mnist(root, "test")
-    x = torch.stack([test[i] for i in range(args.n_images)])
+    x = first_images(test, args.n_images)
     prior = genprior.load_prior(args.prior)
     if not hasattr(prior, "encode"):
         raise SystemExit(f"--prior {args.prior} has no encoder (a VAE is needed for the codes)")

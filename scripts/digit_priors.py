@@ -39,6 +39,7 @@ from genprior.metrics import mse_per_pixel, summary
 from genprior.reconstruct import csgm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _run import first_images, prepare_run
 from reproduce_mnist import NOISE_STD, bora_measurements, run_method
 
 ESTIMATORS = {"CSGM": "VAE", "CSGM+Reg": "VAE+Reg", "PM": "VAE-PM",  # reproduce_mnist's names
@@ -104,12 +105,9 @@ def write_tables(rows: list[dict], out: Path, stem: str, command: str, note: str
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = prepare_run(args)
     data = load_mnist(Path(args.data_root) / "mnist", "test")
-    x = torch.stack([data[i] for i in range(args.n_images)])
+    x = first_images(data, args.n_images)
     priors = {name: genprior.load_prior(name) for name in args.priors}
     command = "python " + " ".join(sys.argv)
     note = (f"MNIST test digits 0..{args.n_images - 1} ({args.n_images} images); A i.i.d. "

@@ -30,6 +30,7 @@ import sys
 from pathlib import Path
 
 import torch
+from _run import first_images
 from torch import Tensor, nn
 
 from genprior._io import save_grid_png
@@ -89,7 +90,7 @@ def real_features(args: argparse.Namespace) -> dict[str, Tensor]:
     train = load_celeba(args.data_root / "celeba", split="train")
     if len(heldout) < args.n:
         raise ValueError(f"--n {args.n} exceeds the {len(heldout)} held-out faces")
-    feats = {name: inception_features(torch.stack([ds[i] for i in range(args.n)]),
+    feats = {name: inception_features(first_images(ds, args.n),
                                       batch_size=args.fid_batch)
              for name, ds in (("heldout", heldout), ("train", train))}
     args.cache.parent.mkdir(parents=True, exist_ok=True)

@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 import torch
+from _run import first_images
 
 from genprior._random import make_generator
 from genprior.data import load_celeba
@@ -64,7 +65,7 @@ def main() -> None:
         raise SystemExit("a training run failed; rerun one command by hand to see why")
     torch.set_num_threads(2)
     ds = load_celeba(args.data_root / "celeba", split="test")
-    x = torch.stack([ds[i] for i in range(min(args.n, len(ds)))])
+    x = first_images(ds, min(args.n, len(ds)))
     lines = [(f"Command: `python scripts/gan_stabiliser_ablation.py --data-root "
               f"{args.data_root} --steps {args.steps} --runs {args.runs} --out {args.out}`"), "",
              (f"Same seed, architecture and data (celeba-dcgan: ngf = ndf = 32, batch 64, "

@@ -19,6 +19,7 @@ import json
 from pathlib import Path
 
 import torch
+from _run import first_images
 from torch import Tensor
 
 from genprior._io import save_grid_png
@@ -71,7 +72,7 @@ def main(argv: list[str] | None = None) -> None:
             x = load_mnist(args.data_root / "mnist", split="test").as_tensor()
         else:
             ds = load_celeba(args.data_root / "celeba", split="test")
-            x = torch.stack([ds[i] for i in range(min(args.n, len(ds)))])
+            x = first_images(ds, min(args.n, len(ds)))
         if hasattr(prior, "elbo"):
             r["test_elbo_nats_per_image"] = float(torch.cat(
                 [prior.elbo(x[i:i + 500], generator=g) for i in range(0, len(x), 500)]).mean())

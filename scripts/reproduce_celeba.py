@@ -37,6 +37,7 @@ import time
 from pathlib import Path
 
 import torch
+from _run import first_images, prepare_run
 from reproduce_mnist import plot, write_tables
 
 import genprior
@@ -122,12 +123,9 @@ def write_results(rows, out: Path, args) -> None:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = prepare_run(args)
     data = load_celeba(args.data_root, "test", img_size=64)
-    x = torch.stack([data[i] for i in range(args.n_images)])
+    x = first_images(data, args.n_images)
     prior = genprior.load_prior(args.prior) if set(args.methods) & {
         "DCGAN", "DCGAN+Reg", "Sparse-Gen"} else None
     rows = []

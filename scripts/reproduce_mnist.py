@@ -36,6 +36,7 @@ import time
 from pathlib import Path
 
 import torch
+from _run import first_images, prepare_run
 
 import genprior
 from genprior._io import save_grid_png
@@ -163,12 +164,9 @@ def write_results(rows, out: Path, args) -> None:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = prepare_run(args)
     data = load_mnist(args.data_root, "test")
-    x = torch.stack([data[i] for i in range(args.n_images)])
+    x = first_images(data, args.n_images)
     prior = genprior.load_prior(args.prior) if set(args.methods) - {"Lasso"} else None
     rows = []
     for m in args.m:

@@ -237,3 +237,11 @@ def test_export_checkpoint_writes_the_ema_generator_and_never_overwrites(tmp_pat
         module.main([str(tmp_path / "ck.safetensors"), str(out)])
     assert "exists" in capsys.readouterr().err
     assert (out / "model.safetensors").read_bytes() == before
+
+
+def test_first_images_refuses_more_than_the_data_holds(load_script):
+    first_images = load_script("_run").first_images
+    data = [torch.full((1, 2, 2), float(i)) for i in range(3)]
+    assert torch.equal(first_images(data, 2)[:, 0, 0, 0], torch.tensor([0.0, 1.0]))
+    with pytest.raises(ValueError, match="asked for 4 images, the data holds 3"):
+        first_images(data, 4)
