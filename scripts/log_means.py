@@ -2,7 +2,9 @@
 line per run.
 
 Used for the discriminator checks of docs/super_resolution.md and docs/prior_quality.md: how far
-apart D(real) and D(fake) are at the end of a run.
+apart D(real) and D(fake) are at the end of a run. The last column is the run's logged training
+time up to the last step averaged (``time_s``, cumulative across resumes): the wall times the
+docs give for training runs.
 
 Example::
 
@@ -29,7 +31,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     if args.last < 1:
         p.error(f"--last must be >= 1, got {args.last}")
-    print(f"| log | steps | {' | '.join(args.columns or ['(all)'])} |")
+    print(f"| log | steps | {' | '.join(args.columns or ['(all)'])} | logged s |")
     for path in args.logs:
         rows = read_log(path)
         if not rows:
@@ -45,7 +47,7 @@ def main(argv=None) -> int:
         tail = rows[-args.last:]
         means = [sum(float(r[c]) for r in tail) / len(tail) for c in cols]
         print(f"| {path} | {tail[0]['step']}..{tail[-1]['step']} | "
-              + " | ".join(f"{m:.4g}" for m in means) + " |")
+              + " | ".join(f"{m:.4g}" for m in means) + f" | {float(tail[-1]['time_s']):.0f} |")
     return 0
 
 

@@ -100,9 +100,10 @@ def test_log_means_averages_the_last_steps(tmp_path, capsys, load_script):
                    "".join(f"{i},0,{i}.0,{i / 10},{1 - i / 10}\n" for i in range(1, 6)))
     module = load_script("log_means")
     assert module.main([str(log), "--last", "2", "--columns", "d_real", "d_fake"]) == 0
-    assert f"| {log} | 4..5 | 0.45 | 0.55 |" in capsys.readouterr().out
+    # the last column: the logged training time up to the last step averaged
+    assert f"| {log} | 4..5 | 0.45 | 0.55 | 5 |" in capsys.readouterr().out
     assert module.main([str(log), "--last", "2", "--until", "3", "--columns", "d_real"]) == 0
-    assert f"| {log} | 2..3 | 0.25 |" in capsys.readouterr().out
+    assert f"| {log} | 2..3 | 0.25 | 3 |" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         module.main([str(log), "--columns", "loss_g"])
     assert "has no column(s) ['loss_g']" in capsys.readouterr().err
