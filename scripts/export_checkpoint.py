@@ -19,6 +19,9 @@ import argparse
 import sys
 from pathlib import Path
 
+from genprior._random import make_generator
+from genprior.priors import Prior
+from genprior.priors.standing_stats import recalibrate_batchnorm
 from genprior.training.checkpoint import checkpoint_state
 from genprior.training.checkpoint_model import checkpoint_model
 
@@ -27,7 +30,13 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("checkpoint", type=Path, help="a genprior train checkpoint (.safetensors)")
     p.add_argument("out", type=Path, help="the new model folder (must not exist)")
+    p.add_argument("--standing-stats", type=int, default=0, metavar="N",
+                   help="recompute the generator's BatchNorm statistics from N batches of 64 of "
+                        "its own draws (genprior.priors.standing_stats; seed 1): for an EMA "
+                        "generator, whose statistics are the raw generator's")
     args = p.parse_args(argv)
+    if args.standing_stats < 0:
+        p.error(f"--standing-stats must be >= 0, got {args.standing_stats}")
     if args.out.exists():
         p.error(f"{args.out} exists; choose a new folder (nothing is overwritten)")
     try:
@@ -38,6 +47,12 @@ def main(argv=None) -> int:
     record = {k: v for k, v in checkpoint_state(args.checkpoint)["config"].items()
               if k not in ("model", "generator")}
     record.update(steps=step, checkpoint=str(args.checkpoint))
+    if args.standing_stats:
+        if not isinstance(model, Prior) or not recalibrate_batchnorm(
+                model, n_batches=args.standing_stats, generator=make_generator(1)):
+            p.error(f"--standing-stats: the {type(model).__name__} of {args.checkpoint} has no "
+                    "BatchNorm statistics to recompute")
+        record["standing_stats"] = {"batches": args.standing_stats, "batch_size": 64, "seed": 1}
     model.save_pretrained(args.out, training=record)
     print(f"wrote {type(model).__name__} of step {step} to {args.out}")
     return 0

@@ -39,6 +39,7 @@ from genprior.data import load_celeba
 from genprior.metrics import frechet_distance, inception_features
 from genprior.priors import load_prior
 from genprior.priors.dcgan import DCGANGenerator
+from genprior.priors.standing_stats import recalibrate_batchnorm
 from genprior.training.checkpoint_model import checkpoint_model
 
 GRID_DRAWS = 64  # the sample grid's draws, skipped before the FID samples (prior_quality.py)
@@ -59,8 +60,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--stem", default="face_gan_fid")
     p.add_argument("--grid", type=Path, default=None, help="PNG of 16 samples per generator")
     p.add_argument("--no-fid", action="store_true", help="only the --grid (no Inception)")
+    p.add_argument("--standing-stats", type=int, default=0, metavar="N",
+                   help="recompute every generator's BatchNorm statistics from N batches of 64 "
+                        "of its own draws first (genprior.priors.standing_stats; seed 1)")
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args(argv)
+    if args.standing_stats < 0:
+        p.error(f"--standing-stats must be >= 0, got {args.standing_stats}")
     if not args.priors and not args.checkpoints:
         p.error("give at least one of --priors and --checkpoints")
     if args.no_fid and args.grid is None:
@@ -131,6 +137,10 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads)
     generators = [(name, load_prior(name), None) for name in args.priors]
     generators += [(path.stem, *checkpoint_generator(path)) for path in args.checkpoints]
+    if args.standing_stats:
+        for _, prior, _ in generators:
+            recalibrate_batchnorm(prior, n_batches=args.standing_stats,
+                                  generator=make_generator(1))
     if args.no_fid:
         save_grid_png(args.grid, torch.cat([samples(prior, 0)[0][:16] for _, prior, _ in
                                             generators]), nrow=16, pad_value=1.0)

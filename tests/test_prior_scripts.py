@@ -127,8 +127,16 @@ def test_face_gan_fid_grid_only_needs_no_inception(tmp_path, load_script):
                         "--no-fid", "--grid", str(grid)]) == 0
     w, h = Image.open(grid).size
     assert w > 16 * 16 and 2 * 16 < h < 3 * 16  # 16 samples per row, two rows
-    with pytest.raises(SystemExit):
-        module.parse_args(["--data-root", str(tmp_path), "--priors", "x", "--no-fid"])
+    # --standing-stats: the generators' BatchNorm statistics recomputed first: other draws
+    recal = tmp_path / "recal.png"
+    assert module.main(["--data-root", str(tmp_path), "--checkpoints",
+                        str(tmp_path / "ck.safetensors"), "--no-fid", "--grid", str(recal),
+                        "--standing-stats", "2"]) == 0
+    assert Image.open(recal).tobytes() != Image.open(grid).crop((0, 0, w, Image.open(
+        recal).size[1])).tobytes()
+    for bad in (["--priors", "x", "--no-fid"], ["--priors", "x", "--standing-stats", "-2"]):
+        with pytest.raises(SystemExit):
+            module.parse_args(["--data-root", str(tmp_path), *bad])
 
 
 def test_prior_quality_merges_its_json_and_draws_priors_side_by_side(tmp_path, monkeypatch, load_script):
@@ -246,3 +254,27 @@ def test_first_images_refuses_more_than_the_data_holds(load_script):
     assert torch.equal(first_images(data, 2)[:, 0, 0, 0], torch.tensor([0.0, 1.0]))
     with pytest.raises(ValueError, match="asked for 4 images, the data holds 3"):
         first_images(data, 4)
+
+
+def test_export_checkpoint_standing_stats_recomputes_the_batchnorm_statistics(tmp_path, capsys,
+                                                                             load_script):
+    from genprior import load_prior
+    from genprior.priors.standing_stats import recalibrate_batchnorm
+
+    module = load_script("export_checkpoint")
+    G_ema = _dcgan_checkpoint(tmp_path / "ck.safetensors", step=7)
+    out = tmp_path / "model"
+    assert module.main([str(tmp_path / "ck.safetensors"), str(out), "--standing-stats", "3"]) == 0
+    # the same as recalibrating the checkpoint's EMA generator with the documented seed
+    recalibrate_batchnorm(G_ema, n_batches=3, batch_size=64,
+                          generator=torch.Generator().manual_seed(1))
+    loaded = load_prior(out)
+    for (k, p), q in zip(loaded.state_dict().items(), G_ema.state_dict().values(), strict=True):
+        assert torch.equal(p, q), k
+    training = json.loads((out / "config.json").read_text())["training"]
+    assert training["standing_stats"] == {"batches": 3, "batch_size": 64, "seed": 1}
+    with pytest.raises(SystemExit):
+        module.main([str(tmp_path / "ck.safetensors"), str(tmp_path / "m2"), "--standing-stats",
+                     "-1"])
+    assert "--standing-stats must be >= 0, got -1" in capsys.readouterr().err
+    assert not (tmp_path / "m2").exists()
