@@ -178,9 +178,10 @@ def test_levenberg_marquardt_converges_on_a_nonlinear_generator(lam):
     if lam == 0:
         assert (problem.objective(run.z) < 1e-20).all()
         torch.testing.assert_close(run.z, z_true, rtol=0, atol=1e-8)
-    else:  # the minimiser moved off z_true: the gradient vanishes there
+    else:  # the minimiser moved off z_true: the gradient vanishes there (to float64 rounding,
+        # which differs by CPU: 6e-12 seen on CI's machine)
         _, grad, _, _ = problem.value_and_grad(run.z)
-        assert grad.abs().max() < 1e-12
+        assert grad.abs().max() < 1e-10
 
 
 def _cube(y_value=1.0):

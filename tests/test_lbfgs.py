@@ -57,7 +57,8 @@ def test_matches_torch_lbfgs_without_line_search(lr, history_size):
     for _ in range(15):  # more steps than pairs: the oldest pairs are dropped
         opt.step(closure)
         z = step.advance(problem, z, state, slice(None), every).z
-        torch.testing.assert_close(z, p.detach(), rtol=0, atol=1e-10)
+        # relative 1e-10: float64 rounding grows over 15 steps and differs by CPU
+        torch.testing.assert_close(z, p.detach(), rtol=1e-10, atol=1e-10)
     assert int(state["count"][0]) == history_size and int(state["k"][0]) == 15
 
 
