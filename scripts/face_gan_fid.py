@@ -10,6 +10,10 @@ of ``--n`` training faces 000001.. against the same held-out faces.
 ``G_ema`` weights, the average ``final/`` would hold), so FID can follow a run while it trains.
 The real faces' features are cached in ``--cache`` (safetensors), computed once.
 
+Beside FID, each row has the draws' pixel std (each pixel's standard deviation over the
+samples, averaged over pixels), and the floor row the held-out faces' own: draws that vary less
+than real faces at a fixed place have lost variety.
+
 Writes ``<out>/<stem>.md`` (the command and the table) and ``<out>/<stem>.json``; with
 ``--grid``, a PNG with 16 samples per row, one row per generator (same latents for generators
 of the same latent size).
@@ -115,21 +119,29 @@ def samples(prior: nn.Module, n: int) -> tuple[Tensor, Tensor]:
     return grid.clamp(0, 1), x.clamp(0, 1)
 
 
-def write_table(rows: list[dict], floor: float, args: argparse.Namespace) -> None:
+def pixel_std(x: Tensor) -> float:
+    """Each pixel's standard deviation over the images of ``x`` (B, C, H, W), averaged over the
+    pixels: how much a set of faces varies at a fixed place (unbiased, B - 1 in the divisor)."""
+    return float(x.double().std(dim=0).mean())
+
+
+def write_table(rows: list[dict], floor: dict, args: argparse.Namespace) -> None:
     command = "python " + " ".join(sys.argv)
     lines = [f"Command: `{command}`", "",
              (f"FID (genprior.metrics, TF-Inception 2048) of {args.n} samples (generator seeded "
              f"0, after the {GRID_DRAWS} grid draws) vs {args.n} held-out faces 008001.. "
              "(crop 54, 64x64). Lower is better."), "",
-             "| generator | training step | FID |", "|---|---|---|"]
+             "Pixel std: each pixel's standard deviation over the images, averaged over pixels.",
+             "", "| generator | training step | FID | pixel std |", "|---|---|---|---|"]
     lines += [f"| {r['name']} | {r['step'] if r['step'] is not None else '-'} | "
-              f"{r['fid']:.1f} |" for r in rows]
+              f"{r['fid']:.1f} | {r['pixel_std']:.3f} |" for r in rows]
     lines.append(f"| *floor: {args.n} training faces 000001.. vs the same held-out faces* | | "
-                 f"*{floor:.1f}* |")
+                 f"*{floor['fid']:.1f}* | *{floor['pixel_std']:.3f} (held-out faces)* |")
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"{args.stem}.md").write_text("\n".join(lines) + "\n")
     (args.out / f"{args.stem}.json").write_text(json.dumps(
-        {"command": command, "n": args.n, "floor": floor, "rows": rows}, indent=2) + "\n")
+        {"command": command, "n": args.n, "floor": floor["fid"],
+         "heldout_pixel_std": floor["pixel_std"], "rows": rows}, indent=2) + "\n")
 
 
 def main(argv=None) -> int:
@@ -146,16 +158,20 @@ def main(argv=None) -> int:
                                             generators]), nrow=16, pad_value=1.0)
         return 0
     feats = real_features(args)
-    floor = frechet_distance(feats["train"], feats["heldout"])
-    print(f"floor (train vs held-out) FID {floor:.2f}", flush=True)
+    floor = {"fid": frechet_distance(feats["train"], feats["heldout"]),
+             "pixel_std": pixel_std(first_images(load_celeba(args.data_root / "celeba",
+                                                             split="test"), args.n))}
+    print(f"floor (train vs held-out) FID {floor['fid']:.2f}; held-out faces' pixel std "
+          f"{floor['pixel_std']:.4f}", flush=True)
     rows, grids = [], []
     for name, prior, step in generators:
         grid, x = samples(prior, args.n)
         score = frechet_distance(inception_features(x, batch_size=args.fid_batch),
                                  feats["heldout"])
-        rows.append({"name": name, "step": step, "fid": score})
+        rows.append({"name": name, "step": step, "fid": score, "pixel_std": pixel_std(x)})
         grids.append(grid[:16])
-        print(f"{name} (step {step}): FID {score:.2f}", flush=True)
+        print(f"{name} (step {step}): FID {score:.2f}, pixel std {rows[-1]['pixel_std']:.4f}",
+              flush=True)
         write_table(rows, floor, args)  # after every generator, so a cut-off run keeps its rows
     if args.grid is not None:
         save_grid_png(args.grid, torch.cat(grids), nrow=16, pad_value=1.0)

@@ -112,6 +112,41 @@ def test_log_means_averages_the_last_steps(tmp_path, capsys, load_script):
     assert "has no step <= --until 0" in capsys.readouterr().err
 
 
+def test_face_gan_fid_pixel_std_is_the_per_pixel_spread(load_script):
+    module = load_script("face_gan_fid")
+    x = torch.zeros(2, 3, 4, 4)
+    x[1] = 1.0  # every pixel takes the values 0 and 1: unbiased std sqrt(1/2)
+    assert module.pixel_std(x) == pytest.approx(0.5 ** 0.5, abs=1e-12)
+    x[1, :, :2] = 0.0  # half the pixels never vary
+    assert module.pixel_std(x) == pytest.approx(0.5 ** 0.5 / 2, abs=1e-12)
+    assert module.pixel_std(torch.rand(1, 3, 2, 2).expand(5, 3, 2, 2)) == 0.0
+
+
+def test_face_gan_fid_writes_fid_and_pixel_std_rows(tmp_path, monkeypatch, load_script):
+    module = load_script("face_gan_fid")
+    config = {"nz": 8, "ngf": 4, "nc": 3, "img_size": 16}
+    save_checkpoint(tmp_path / "ck.safetensors",
+                    modules={"G_ema": DCGANGenerator(**config)},
+                    state={"step": 3, "config": {"kind": "gan", "arch": "dcgan",
+                                                 "generator": config}})
+    faces = {"train": torch.rand(250, 3, 16, 16, generator=torch.Generator().manual_seed(1)),
+             "test": torch.rand(250, 3, 16, 16, generator=torch.Generator().manual_seed(2))}
+    monkeypatch.setattr(module, "load_celeba", lambda root, split: list(faces[split]))
+    # stand-in features, 2x2-pooled pixels (the real ones are Inception's)
+    monkeypatch.setattr(module, "inception_features", lambda x, batch_size: torch.nn.functional
+                        .adaptive_avg_pool2d(x, 2).flatten(1).double())
+    assert module.main(["--data-root", str(tmp_path), "--checkpoints", str(tmp_path / "ck.safetensors"),
+                        "--n", "250", "--cache", str(tmp_path / "feats.safetensors"),
+                        "--out", str(tmp_path), "--stem", "t"]) == 0
+    record = json.loads((tmp_path / "t.json").read_text())
+    assert record["heldout_pixel_std"] == pytest.approx(module.pixel_std(faces["test"]), abs=1e-12)
+    (row,) = record["rows"]
+    assert row["step"] == 3 and row["fid"] > 0 and 0 <= row["pixel_std"] < 0.5
+    table = (tmp_path / "t.md").read_text()
+    assert f"| ck | 3 | {row['fid']:.1f} | {row['pixel_std']:.3f} |" in table
+    assert f"*{record['heldout_pixel_std']:.3f} (held-out faces)*" in table
+
+
 def test_face_gan_fid_grid_only_needs_no_inception(tmp_path, load_script):
     from PIL import Image
 
