@@ -3,9 +3,8 @@ r"""BatchNorm statistics of a generator recomputed from its own draws ("standing
 A generator whose weights are an exponential moving average (EMA) of a training run's weights
 carries BatchNorm running statistics copied from the *raw* generator
 (:class:`~genprior.training.ema.EMA` copies buffers). Its own activations have other
-statistics, so in evaluation mode it normalises with the wrong means and variances; for the
-DiffAugment face GANs of issue #17 this shrank the draws' per-pixel spread by a quarter
-(docs/prior_quality.md). :func:`recalibrate_batchnorm` replaces the running statistics with
+statistics, so in evaluation mode it normalises with the wrong means and variances; for a
+DiffAugment face GAN of issue #17 this cost 11 FID points (docs/prior_quality.md). :func:`recalibrate_batchnorm` replaces the running statistics with
 the average over batches of the generator's own draws, as BigGAN's "standing statistics"
 (Brock et al. 2019).
 """
