@@ -313,3 +313,34 @@ def test_export_checkpoint_standing_stats_recomputes_the_batchnorm_statistics(tm
                      "-1"])
     assert "--standing-stats must be >= 0, got -1" in capsys.readouterr().err
     assert not (tmp_path / "m2").exists()
+
+
+def test_recalibrate_prior_writes_a_copy_with_standing_statistics(tmp_path, capsys, load_script):
+    from genprior import load_prior
+    from genprior.priors.linear import LinearGenerator
+    from genprior.priors.standing_stats import recalibrate_batchnorm
+
+    module = load_script("recalibrate_prior")
+    source = tmp_path / "source"
+    G = DCGANGenerator(nz=8, ngf=4, img_size=16)
+    G.save_pretrained(source, training={"steps": 5})
+    out = tmp_path / "ss"
+    assert module.main([str(source), str(out), "--batches", "3"]) == 0
+    # the same as recalibrating the source with the documented batch size and seed
+    recalibrate_batchnorm(G, n_batches=3, batch_size=64, generator=torch.Generator().manual_seed(1))
+    for (k, p), q in zip(load_prior(out).state_dict().items(), G.state_dict().values(), strict=True):
+        assert torch.equal(p, q), k
+    config = json.loads((out / "config.json").read_text())
+    assert config["training"] == {"steps": 5}  # the source's records kept
+    assert config["standing_stats"] == {"batches": 3, "batch_size": 64, "seed": 1,
+                                        "source": str(source)}
+    before = (out / "model.safetensors").read_bytes()
+    with pytest.raises(SystemExit):
+        module.main([str(source), str(out)])
+    assert "exists" in capsys.readouterr().err
+    assert (out / "model.safetensors").read_bytes() == before
+    LinearGenerator(torch.eye(4)[:, :2], img_shape=(1, 2, 2)).save_pretrained(tmp_path / "lin")
+    with pytest.raises(SystemExit):
+        module.main([str(tmp_path / "lin"), str(tmp_path / "lin-ss")])
+    assert "has no BatchNorm statistics" in capsys.readouterr().err
+    assert not (tmp_path / "lin-ss").exists()
