@@ -124,11 +124,7 @@ def test_face_gan_fid_pixel_std_is_the_per_pixel_spread(load_script):
 
 def test_face_gan_fid_writes_fid_and_pixel_std_rows(tmp_path, monkeypatch, load_script):
     module = load_script("face_gan_fid")
-    config = {"nz": 8, "ngf": 4, "nc": 3, "img_size": 16}
-    save_checkpoint(tmp_path / "ck.safetensors",
-                    modules={"G_ema": DCGANGenerator(**config)},
-                    state={"step": 3, "config": {"kind": "gan", "arch": "dcgan",
-                                                 "generator": config}})
+    _dcgan_checkpoint(tmp_path / "ck.safetensors", step=3)
     faces = {"train": torch.rand(250, 3, 16, 16, generator=torch.Generator().manual_seed(1)),
              "test": torch.rand(250, 3, 16, 16, generator=torch.Generator().manual_seed(2))}
     monkeypatch.setattr(module, "load_celeba", lambda root, split: list(faces[split]))
