@@ -110,7 +110,8 @@ case "$NAME" in
   celeba-dcgan-da-plain)
     # Issue #17's next try: celeba-dcgan-da without the two stabilisers that also weaken its
     # critic (no label smoothing, no instance noise); otherwise the same recipe, DA_PLAIN_STEPS
-    # steps (default 15,000). Trained across sessions (re-running resumes).
+    # steps (default 15,000; re-running resumes). At 5,750 steps FID 92.0 (80.8 with standing
+    # statistics) but a CSGM error 41-43% above celeba-dcgan's; not shipped (docs/prior_quality.md).
     genprior train gan --arch dcgan --data "$DATA/celeba" --train-range 1:8000 --img-size 64 --crop 54 \
       --out "$RUN" --nz 100 --ngf 32 --ndf 32 --epochs 200 --batch-size 64 --lr 2e-4 \
       --label-smoothing 1.0 --instance-noise 0 --ema-decay 0.999 \
