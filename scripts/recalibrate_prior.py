@@ -19,9 +19,11 @@ import argparse
 import sys
 from pathlib import Path
 
+import torch
+
 from genprior._random import make_generator
 from genprior._serialization import load_config
-from genprior.priors import load_prior, pretrained_dir
+from genprior.priors import available_priors, load_prior
 from genprior.priors.standing_stats import recalibrate_batchnorm
 
 BATCH_SIZE = 64
@@ -29,12 +31,11 @@ BATCH_SIZE = 64
 
 def source_records(prior: str) -> dict:
     """The source's ``config.json`` entries other than the class and its constructor arguments
-    (a folder first, then a shipped name, as :func:`~genprior.priors.load_prior`)."""
-    folder = Path(prior) if Path(prior).is_dir() else pretrained_dir() / prior
-    config = folder / "config.json"
-    if not config.is_file():  # e.g. an hf:// prior
-        return {}
-    return {k: v for k, v in load_config(config).items() if k not in ("_class", "config")}
+    (a folder first, then a name :func:`~genprior.priors.available_priors` knows, as
+    :func:`~genprior.priors.load_prior` looks)."""
+    folder = Path(prior) if Path(prior).is_dir() else available_priors()[prior]
+    return {k: v for k, v in load_config(folder / "config.json").items()
+            if k not in ("_class", "config")}
 
 
 def main(argv=None) -> int:
@@ -49,8 +50,6 @@ def main(argv=None) -> int:
         p.error(f"--batches must be >= 1, got {args.batches}")
     if args.out.exists():
         p.error(f"{args.out} exists; choose a new folder (nothing is overwritten)")
-    import torch
-
     torch.set_num_threads(args.threads)
     try:
         model = load_prior(args.prior)

@@ -26,9 +26,9 @@
 #              2018's 10 for images in [-1, 1], kept D at chance: D(real)/D(fake) 0.51/0.49 over
 #              steps 1801..2000.)
 #   r1-div     r1 (gamma R1_GAMMA, default 0.2) + the diversity-sensitive term (weight DIV_WEIGHT,
-#              default 1; tau DIV_TAU, default 0.035: the 2,000-step div run's EMA weights spread 0.0118 for a
-#              raw-generator ratio of 0.0175, so a 0.02 spread of the EMA weights asks ~0.03 of the
-#              raw generator); DIV_STEPS steps (default 6,000) from scratch, in
+#              default 1; tau DIV_TAU, default 0.035: the 2,000-step div run's EMA weights spread
+#              0.0118 for a raw-generator ratio of 0.0175, so a 0.02 spread of the EMA weights asks
+#              ~0.03 of the raw generator); DIV_STEPS steps (default 6,000) from scratch, in
 #              $RUNS/sr/affgan-r1-g<R1_GAMMA>-div<DIV_TAU> (+ -w<DIV_WEIGHT> unless it is 1)
 #   dcheck     200 steps each of the shipped recipe (diag/ns), with --spectral-norm (diag/sn) and
 #              with --gan-loss hinge (diag/hinge): does the discriminator still separate real

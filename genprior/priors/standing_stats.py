@@ -4,9 +4,9 @@ A generator whose weights are an exponential moving average (EMA) of a training 
 carries BatchNorm running statistics copied from the *raw* generator
 (:class:`~genprior.training.ema.EMA` copies buffers). Its own activations have other
 statistics, so in evaluation mode it normalises with the wrong means and variances; for a
-DiffAugment face GAN of issue #17 this cost 11 FID points (docs/prior_quality.md). :func:`recalibrate_batchnorm` replaces the running statistics with
-the average over batches of the generator's own draws, as BigGAN's "standing statistics"
-(Brock et al. 2019).
+DiffAugment face GAN of issue #17 this cost 11 FID points (docs/prior_quality.md).
+:func:`recalibrate_batchnorm` replaces the running statistics with the average over batches of
+the generator's own draws, as BigGAN's "standing statistics" (Brock et al. 2019).
 """
 
 from __future__ import annotations
