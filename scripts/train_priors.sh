@@ -10,7 +10,7 @@
 set -euo pipefail
 # Everything sits in main() so that bash has parsed the whole script before training starts.
 main() {
-NAME=${1:?usage: scripts/train_priors.sh mnist-vae|mnist-convvae|celeba-dcgan|celeba-vae|natural-vae|natural-gan|celeba-dcgan-da|celeba-dcgan-da-long|celeba-dcgan-da-plain|celeba-dcgan-snda [DATA_ROOT] [RUNS_DIR]}
+NAME=${1:?usage: scripts/train_priors.sh mnist-vae|mnist-convvae|celeba-dcgan|celeba-vae|natural-vae|natural-gan|celeba-dcgan-da|celeba-dcgan-da-long|celeba-dcgan-da-plain|celeba-dcgan-plain|celeba-dcgan-snda [DATA_ROOT] [RUNS_DIR]}
 DATA=${2:-../shared/data}
 RUNS=${3:-/work/runs}
 RUN="$RUNS/$NAME"
@@ -118,6 +118,16 @@ case "$NAME" in
       --diffaugment translation,cutout --seed 0 --threads 1 --ckpt-every 250 --sample-every 250 \
       --max-steps "${DA_PLAIN_STEPS:-15000}" "${RESUME[@]}"
     ;;
+  celeba-dcgan-plain)
+    # Issue #17 ablation: did celeba-dcgan-da-plain gain from DiffAugment or from dropping the
+    # two stabilisers? The celeba-dcgan recipe without label smoothing and instance noise and
+    # without DiffAugment; PLAIN_STEPS steps (default 15,000; re-running resumes).
+    genprior train gan --arch dcgan --data "$DATA/celeba" --train-range 1:8000 --img-size 64 --crop 54 \
+      --out "$RUN" --nz 100 --ngf 32 --ndf 32 --epochs 200 --batch-size 64 --lr 2e-4 \
+      --label-smoothing 1.0 --instance-noise 0 --ema-decay 0.999 \
+      --seed 0 --threads 1 --ckpt-every 250 --sample-every 250 \
+      --max-steps "${PLAIN_STEPS:-15000}" "${RESUME[@]}"
+    ;;
   celeba-dcgan-snda)
     # Issue #17's first try (stopped at 4,250 steps: its discriminator never separated real from
     # fake, D(real) ~ D(fake) ~ 0.5; docs/prior_quality.md): spectrally normalised D, hinge
@@ -141,7 +151,7 @@ if [[ "$NAME" == mnist-convvae ]]; then
   return 0
 fi
 case "$NAME" in  # candidates stay in their run folder until a measurement ships them
-  celeba-dcgan-da|celeba-dcgan-da-long|celeba-dcgan-da-plain|celeba-dcgan-snda|natural-gan)
+  celeba-dcgan-da|celeba-dcgan-da-long|celeba-dcgan-da-plain|celeba-dcgan-plain|celeba-dcgan-snda|natural-gan)
     echo "final weights in $RUN/final (not shipped)"; return 0 ;;
 esac
 # Re-save the final weights through the public API (config.json + model.safetensors).

@@ -340,3 +340,33 @@ def test_recalibrate_prior_writes_a_copy_with_standing_statistics(tmp_path, caps
         module.main([str(tmp_path / "lin"), str(tmp_path / "lin-ss")])
     assert "has no BatchNorm statistics" in capsys.readouterr().err
     assert not (tmp_path / "lin-ss").exists()
+
+
+def test_snapshot_checkpoints_copies_multiples_and_never_overwrites(tmp_path, capsys,
+                                                                    load_script):
+    module = load_script("snapshot_checkpoints")
+    run, snap = tmp_path / "run", tmp_path / "run-snap"
+    assert module.snapshot_once(run, snap, 250) is None  # no checkpoint yet
+    run.mkdir()
+    net = torch.nn.Linear(2, 2)
+    for step in (240, 250):
+        with torch.no_grad():
+            net.weight.fill_(step)
+        save_checkpoint(run / "checkpoint.safetensors", modules={"G": net}, state={"step": step})
+        assert module.snapshot_once(run, snap, 250) == step
+    assert sorted(p.name for p in snap.iterdir()) == ["step_250.safetensors"]
+    assert (snap / "step_250.safetensors").read_bytes() == (
+        run / "checkpoint.safetensors").read_bytes()
+    # the same step written again (a resumed run) does not replace the copy
+    before = (snap / "step_250.safetensors").read_bytes()
+    with torch.no_grad():
+        net.weight.fill_(-1)
+    save_checkpoint(run / "checkpoint.safetensors", modules={"G": net}, state={"step": 250})
+    module.snapshot_once(run, snap, 250)
+    assert (snap / "step_250.safetensors").read_bytes() == before
+    # a finished run: main() takes a last look and returns
+    (run / "final").mkdir()
+    module.main([str(run), "--every", "250", "--poll", "0"])
+    with pytest.raises(SystemExit):
+        module.main([str(run), "--every", "0"])
+    assert "--every must be positive" in capsys.readouterr().err
