@@ -7,8 +7,8 @@ import genprior
 from genprior.data import load_samples
 from genprior.priors import available_priors, pretrained_dir
 
-SHIPPED = ["mnist-vae", "celeba-dcgan", "celeba-vae", "celeba-sr4-affgan", "celeba-sr4-mse",
-           "celeba-sr4-affgan-r1", "natural-vae"]
+SHIPPED = ["mnist-vae", "celeba-dcgan", "celeba-dcgan-plain", "celeba-vae", "celeba-sr4-affgan",
+           "celeba-sr4-mse", "celeba-sr4-affgan-r1", "natural-vae"]
 
 
 @pytest.mark.parametrize("name", SHIPPED)
@@ -30,8 +30,9 @@ def test_mnist_vae_reconstructs_test_digits():
     assert elbo > -110  # nats per digit; a random model is below -500
 
 
-def test_celeba_dcgan_samples_are_varied_faces():
-    G = genprior.load_prior("celeba-dcgan")
+@pytest.mark.parametrize("name", ["celeba-dcgan", "celeba-dcgan-plain"])
+def test_celeba_dcgan_samples_are_varied_faces(name):
+    G = genprior.load_prior(name)
     x = G.sample(16, generator=torch.Generator().manual_seed(0))
     assert x.shape == (16, 3, 64, 64) and 0 <= x.min() and x.max() <= 1
     # diversity across samples comparable to real faces (real: ~0.20 mean per-pixel std)
