@@ -92,3 +92,14 @@ def test_sample_cli_on_shipped_mnist_vae(tmp_path):
     assert samples.shape == (4, 2, 1, 28, 28)
     # samples are plausible digits near the truth, not noise (random images: error ~0.2)
     assert ((samples.mean(0) - x) ** 2).mean() < 0.05
+
+
+@pytest.mark.parametrize("name, variance", [("celeba-dcgan", 0.00509), ("celeba-dcgan-plain", 0.00520)])
+def test_shipped_face_gans_carry_their_misfit_variance(name, variance):
+    from genprior.sampling.misfit import MisfitCovariance
+
+    misfit = MisfitCovariance.from_pretrained(pretrained_dir() / name)
+    # the scalar variance each card reports (scripts/fit_misfit.py on held-out faces)
+    assert not misfit.per_pixel
+    assert misfit.variance.item() == pytest.approx(variance, abs=5e-6)
+    assert misfit.info["prior_name"] == name
