@@ -25,6 +25,13 @@ natural_patches() {  # 48x48 patches (stride 22) of Train400 images 1..380, made
   fi
 }
 
+# the celeba-dcgan recipe without its two stabilisers (no label smoothing, no instance noise):
+# celeba-dcgan-plain, and celeba-dcgan-da-plain with DiffAugment on top
+PLAIN_DCGAN=(--arch dcgan --data "$DATA/celeba" --train-range 1:8000 --img-size 64 --crop 54
+  --out "$RUN" --nz 100 --ngf 32 --ndf 32 --epochs 200 --batch-size 64 --lr 2e-4
+  --label-smoothing 1.0 --instance-noise 0 --ema-decay 0.999 --seed 0 --threads 1
+  --ckpt-every 250 --sample-every 250)
+
 case "$NAME" in
   mnist-vae)
     # CSGM reference: MLP VAE 784-500-500-20, Adam 1e-3, batch 100, 100 epochs, 60,000 digits.
@@ -112,10 +119,7 @@ case "$NAME" in
     # critic (no label smoothing, no instance noise); otherwise the same recipe, DA_PLAIN_STEPS
     # steps (default 15,000; re-running resumes). At 5,750 steps FID 92.0 (80.8 with standing
     # statistics) but a CSGM error 41-43% above celeba-dcgan's; not shipped (docs/prior_quality.md).
-    genprior train gan --arch dcgan --data "$DATA/celeba" --train-range 1:8000 --img-size 64 --crop 54 \
-      --out "$RUN" --nz 100 --ngf 32 --ndf 32 --epochs 200 --batch-size 64 --lr 2e-4 \
-      --label-smoothing 1.0 --instance-noise 0 --ema-decay 0.999 \
-      --diffaugment translation,cutout --seed 0 --threads 1 --ckpt-every 250 --sample-every 250 \
+    genprior train gan "${PLAIN_DCGAN[@]}" --diffaugment translation,cutout \
       --max-steps "${DA_PLAIN_STEPS:-15000}" "${RESUME[@]}"
     ;;
   celeba-dcgan-plain)
@@ -124,11 +128,7 @@ case "$NAME" in
     # without DiffAugment; PLAIN_STEPS steps (default 15,000; re-running resumes). Measured: FID 48.4
     # at 9,000 steps (standing statistics), CSGM error at m = 1000 as celeba-dcgan's; its 9,000-step
     # checkpoint ships as celeba-dcgan-plain (its MODEL_CARD.md, docs/prior_quality.md).
-    genprior train gan --arch dcgan --data "$DATA/celeba" --train-range 1:8000 --img-size 64 --crop 54 \
-      --out "$RUN" --nz 100 --ngf 32 --ndf 32 --epochs 200 --batch-size 64 --lr 2e-4 \
-      --label-smoothing 1.0 --instance-noise 0 --ema-decay 0.999 \
-      --seed 0 --threads 1 --ckpt-every 250 --sample-every 250 \
-      --max-steps "${PLAIN_STEPS:-15000}" "${RESUME[@]}"
+    genprior train gan "${PLAIN_DCGAN[@]}" --max-steps "${PLAIN_STEPS:-15000}" "${RESUME[@]}"
     ;;
   celeba-dcgan-snda)
     # Issue #17's first try (stopped at 4,250 steps: its discriminator never separated real from
