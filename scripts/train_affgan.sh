@@ -24,7 +24,8 @@
 #              discriminator stay in balance over a long run? R1_STEPS steps (default 8,000)
 #              from scratch, in $RUNS/sr/affgan-r1-g<R1_GAMMA>. (Gamma 2.5, Mescheder et al.
 #              2018's 10 for images in [-1, 1], kept D at chance: D(real)/D(fake) 0.51/0.49 over
-#              steps 1801..2000.)
+#              steps 1801..2000.) R1_NOISE sets the instance noise's initial std (default 0.1,
+#              the shipped recipe's; R1_NOISE=0 turns it off) and suffixes the folder with -n<R1_NOISE>.
 #   r1-div     r1 (gamma R1_GAMMA, default 0.2) + the diversity-sensitive term (weight DIV_WEIGHT,
 #              default 1; tau DIV_TAU, default 0.035: the 2,000-step div run's EMA weights spread
 #              0.0118 for a raw-generator ratio of 0.0175, so a 0.02 spread of the EMA weights asks
@@ -104,8 +105,8 @@ case "$WHAT" in
       rm -rf "$RUNS/sr/affgan-long/final"
     fi
     variant affgan-long affgan --loss gan "${VARIANT[@]}" --max-steps "${LONG_STEPS:-10000}" ;;
-  r1) variant "affgan-r1-g${R1_GAMMA:-0.2}" affgan --loss gan "${VARIANT[@]}" \
-    --r1-gamma "${R1_GAMMA:-0.2}" --r1-every 4 \
+  r1) variant "affgan-r1-g${R1_GAMMA:-0.2}${R1_NOISE:+-n$R1_NOISE}" affgan --loss gan "${VARIANT[@]}" \
+    --r1-gamma "${R1_GAMMA:-0.2}" --r1-every 4 --instance-noise "${R1_NOISE:-0.1}" \
     --max-steps "${R1_STEPS:-8000}" ;;
   r1-div)
     W=${DIV_WEIGHT:-1}
