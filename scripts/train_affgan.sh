@@ -30,7 +30,8 @@
 #              default 1; tau DIV_TAU, default 0.035: the 2,000-step div run's EMA weights spread
 #              0.0118 for a raw-generator ratio of 0.0175, so a 0.02 spread of the EMA weights asks
 #              ~0.03 of the raw generator); DIV_STEPS steps (default 6,000) from scratch, in
-#              $RUNS/sr/affgan-r1-g<R1_GAMMA>-div<DIV_TAU> (+ -w<DIV_WEIGHT> unless it is 1)
+#              $RUNS/sr/affgan-r1-g<R1_GAMMA>[-n<R1_NOISE>]-div<DIV_TAU> (+ -w<DIV_WEIGHT> unless it
+#              is 1); R1_NOISE as for r1
 #   dcheck     200 steps each of the shipped recipe (diag/ns), with --spectral-norm (diag/sn) and
 #              with --gan-loss hinge (diag/hinge): does the discriminator still separate real
 #              from generated faces? (scripts/log_means.py on their log.csv)
@@ -110,8 +111,8 @@ case "$WHAT" in
     --max-steps "${R1_STEPS:-8000}" ;;
   r1-div)
     W=${DIV_WEIGHT:-1}
-    variant "affgan-r1-g${R1_GAMMA:-0.2}-div${DIV_TAU:-0.035}$([[ "$W" == 1 ]] || echo "-w$W")" affgan \
-      --loss gan "${VARIANT[@]}" --r1-gamma "${R1_GAMMA:-0.2}" --r1-every 4 \
+    variant "affgan-r1-g${R1_GAMMA:-0.2}${R1_NOISE:+-n$R1_NOISE}-div${DIV_TAU:-0.035}$([[ "$W" == 1 ]] || echo "-w$W")" affgan \
+      --loss gan "${VARIANT[@]}" --r1-gamma "${R1_GAMMA:-0.2}" --r1-every 4 --instance-noise "${R1_NOISE:-0.1}" \
       --diversity-weight "$W" --diversity-tau "${DIV_TAU:-0.035}" --max-steps "${DIV_STEPS:-6000}" ;;
   dcheck)
     variant diag/ns affgan --loss gan "${VARIANT[@]}" --max-steps 200
