@@ -78,6 +78,9 @@ VARIANT=(--data "$DATA" --train-range 1:8000 --img-size 64 --width 48 --n-blocks
   --seed 0 --threads 1 --device cpu)
 REG=(--gan-loss hinge --spectral-norm --r1-gamma 0.1 --r1-every 4 --diffaugment translation,cutout)
 DIV=(--diversity-weight 1 --diversity-tau 0.02)
+# the R1 recipe of r1 and r1-div, and the start of their run folders' names
+R1=(--r1-gamma "${R1_GAMMA:-0.2}" --r1-every 4 --instance-noise "${R1_NOISE:-0.1}")
+R1_NAME="affgan-r1-g${R1_GAMMA:-0.2}${R1_NOISE:+-n$R1_NOISE}"
 
 variant() {  # NAME ARGS...: train $RUNS/sr/NAME (resumes when its checkpoint exists)
   local name=$1
@@ -106,13 +109,11 @@ case "$WHAT" in
       rm -rf "$RUNS/sr/affgan-long/final"
     fi
     variant affgan-long affgan --loss gan "${VARIANT[@]}" --max-steps "${LONG_STEPS:-10000}" ;;
-  r1) variant "affgan-r1-g${R1_GAMMA:-0.2}${R1_NOISE:+-n$R1_NOISE}" affgan --loss gan "${VARIANT[@]}" \
-    --r1-gamma "${R1_GAMMA:-0.2}" --r1-every 4 --instance-noise "${R1_NOISE:-0.1}" \
-    --max-steps "${R1_STEPS:-8000}" ;;
+  r1) variant "$R1_NAME" affgan --loss gan "${VARIANT[@]}" "${R1[@]}" --max-steps "${R1_STEPS:-8000}" ;;
   r1-div)
     W=${DIV_WEIGHT:-1}
-    variant "affgan-r1-g${R1_GAMMA:-0.2}${R1_NOISE:+-n$R1_NOISE}-div${DIV_TAU:-0.035}$([[ "$W" == 1 ]] || echo "-w$W")" affgan \
-      --loss gan "${VARIANT[@]}" --r1-gamma "${R1_GAMMA:-0.2}" --r1-every 4 --instance-noise "${R1_NOISE:-0.1}" \
+    variant "$R1_NAME-div${DIV_TAU:-0.035}$([[ "$W" == 1 ]] || echo "-w$W")" affgan \
+      --loss gan "${VARIANT[@]}" "${R1[@]}" \
       --diversity-weight "$W" --diversity-tau "${DIV_TAU:-0.035}" --max-steps "${DIV_STEPS:-6000}" ;;
   dcheck)
     variant diag/ns affgan --loss gan "${VARIANT[@]}" --max-steps 200
