@@ -32,11 +32,15 @@
 #              ~0.03 of the raw generator); DIV_STEPS steps (default 6,000) from scratch, in
 #              $RUNS/sr/affgan-r1-g<R1_GAMMA>[-n<R1_NOISE>]-div<DIV_TAU> (+ -w<DIV_WEIGHT> unless it
 #              is 1); R1_NOISE as for r1
+#   r1-decay   r1 continued from its step-R1_DECAY_FROM copy (default 6,000; written by
+#              scripts/snapshot_checkpoints.py $RUNS/sr/<r1's folder> --every 2000) with both
+#              learning rates falling linearly to 0 at R1_DECAY_STEPS (default 8,000), in
+#              $RUNS/sr/<r1's folder>-decay<R1_DECAY_FROM>; R1_GAMMA and R1_NOISE as for r1
 #   dcheck     200 steps each of the shipped recipe (diag/ns), with --spectral-norm (diag/sn) and
 #              with --gan-loss hinge (diag/hinge): does the discriminator still separate real
 #              from generated faces? (scripts/log_means.py on their log.csv)
 #
-# Usage: scripts/train_affgan.sh [gan|mse|both|base|div|reg|reg-div|denoiser|affdg|affll|long|r1|r1-div|dcheck]
+# Usage: scripts/train_affgan.sh [gan|mse|both|base|div|reg|reg-div|denoiser|affdg|affll|long|r1|r1-decay|r1-div|dcheck]
 #        (default both, run concurrently)
 # Env:   DATA (default ../shared/data/celeba), RUNS (default /work/runs), GAN_MINUTES, MSE_MINUTES
 # Resume an interrupted run by re-running with RESUME=1.
@@ -110,6 +114,15 @@ case "$WHAT" in
     fi
     variant affgan-long affgan --loss gan "${VARIANT[@]}" --max-steps "${LONG_STEPS:-10000}" ;;
   r1) variant "$R1_NAME" affgan --loss gan "${VARIANT[@]}" "${R1[@]}" --max-steps "${R1_STEPS:-8000}" ;;
+  r1-decay)
+    FROM=${R1_DECAY_FROM:-6000}
+    name="$R1_NAME-decay$FROM"
+    start=()
+    if [[ ! -f "$RUNS/sr/$name/checkpoint.safetensors" ]]; then
+      start=(--resume "$RUNS/sr/$R1_NAME-snap/step_$FROM.safetensors")
+    fi
+    variant "$name" affgan --loss gan "${VARIANT[@]}" "${R1[@]}" \
+      --max-steps "${R1_DECAY_STEPS:-8000}" --lr-decay-start "$FROM" "${start[@]}" ;;
   r1-div)
     W=${DIV_WEIGHT:-1}
     variant "$R1_NAME-div${DIV_TAU:-0.035}$([[ "$W" == 1 ]] || echo "-w$W")" affgan \
@@ -126,5 +139,5 @@ case "$WHAT" in
     train_gan > "$RUNS/celeba-sr4-affgan.log" 2>&1 &
     train_mse > "$RUNS/celeba-sr4-mse.log" 2>&1 &
     wait ;;
-  *) echo "usage: $0 [gan|mse|both|base|div|reg|reg-div|denoiser|affdg|affll|long|r1|r1-div|dcheck]" >&2; exit 2 ;;
+  *) echo "usage: $0 [gan|mse|both|base|div|reg|reg-div|denoiser|affdg|affll|long|r1|r1-decay|r1-div|dcheck]" >&2; exit 2 ;;
 esac

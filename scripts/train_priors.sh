@@ -3,14 +3,14 @@
 # candidates celeba-dcgan-da*, celeba-dcgan-snda and natural-gan stay in RUNS_DIR/<name>/final).
 #
 # Usage: scripts/train_priors.sh NAME [DATA_ROOT] [RUNS_DIR]
-#   NAME: mnist-vae | mnist-convvae | celeba-dcgan | celeba-vae | natural-vae | natural-gan | celeba-dcgan-da | celeba-dcgan-da-long | celeba-dcgan-da-plain | celeba-dcgan-snda
+#   NAME: mnist-vae | mnist-convvae | celeba-dcgan | celeba-vae | natural-vae | natural-gan | celeba-dcgan-da | celeba-dcgan-da-long | celeba-dcgan-da-plain | celeba-dcgan-plain | celeba-dcgan-plain-decay | celeba-dcgan-snda
 #   DATA_ROOT: default ../shared/data ; RUNS_DIR: default /work/runs (logs, checkpoints)
 # Re-running the same NAME resumes from RUNS_DIR/NAME/checkpoint.safetensors when present.
 # Each job uses one CPU thread (--threads 1) so that two jobs share a 2-core machine.
 set -euo pipefail
 # Everything sits in main() so that bash has parsed the whole script before training starts.
 main() {
-NAME=${1:?usage: scripts/train_priors.sh mnist-vae|mnist-convvae|celeba-dcgan|celeba-vae|natural-vae|natural-gan|celeba-dcgan-da|celeba-dcgan-da-long|celeba-dcgan-da-plain|celeba-dcgan-plain|celeba-dcgan-snda [DATA_ROOT] [RUNS_DIR]}
+NAME=${1:?usage: scripts/train_priors.sh mnist-vae|mnist-convvae|celeba-dcgan|celeba-vae|natural-vae|natural-gan|celeba-dcgan-da|celeba-dcgan-da-long|celeba-dcgan-da-plain|celeba-dcgan-plain|celeba-dcgan-plain-decay|celeba-dcgan-snda [DATA_ROOT] [RUNS_DIR]}
 DATA=${2:-../shared/data}
 RUNS=${3:-/work/runs}
 RUN="$RUNS/$NAME"
@@ -130,6 +130,18 @@ case "$NAME" in
     # celeba-dcgan's; its 16,000-step checkpoint ships as celeba-dcgan-plain (its MODEL_CARD.md,
     # docs/prior_quality.md).
     genprior train gan "${PLAIN_DCGAN[@]}" --max-steps "${PLAIN_STEPS:-16000}" "${RESUME[@]}"
+    ;;
+  celeba-dcgan-plain-decay)
+    # celeba-dcgan-plain continued from its step-PLAIN_DECAY_FROM copy (default 18,000; written
+    # by scripts/snapshot_checkpoints.py RUNS_DIR/celeba-dcgan-plain --every 1000) with both
+    # learning rates falling linearly to 0 at PLAIN_DECAY_STEPS (default 22,000); re-running
+    # resumes its own checkpoint.
+    FROM=${PLAIN_DECAY_FROM:-18000}
+    if [[ ${#RESUME[@]} == 0 ]]; then
+      RESUME=(--resume "$RUNS/celeba-dcgan-plain-snap/step_$FROM.safetensors")
+    fi
+    genprior train gan "${PLAIN_DCGAN[@]}" --max-steps "${PLAIN_DECAY_STEPS:-22000}" \
+      --lr-decay-start "$FROM" "${RESUME[@]}"
     ;;
   celeba-dcgan-snda)
     # Issue #17's first try (stopped at 4,250 steps: its discriminator never separated real from

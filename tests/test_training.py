@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import socket
 import subprocess
@@ -378,3 +379,60 @@ def test_checkpoint_model_is_the_final_model_of_every_trainer(digits: Path, face
                     state={"step": 1, "config": {"kind": "gan", "arch": "unknown"}})
     with pytest.raises(ValueError, match="other.safetensors is not a checkpoint of genprior"):
         checkpoint_model(tmp_path / "other.safetensors")
+
+
+# ---------------------------------------------------------------------- learning-rate decay
+_ADAM_STEP = torch.optim.Adam.step
+
+
+class _Killed(Exception):
+    """Stands for a kill in the middle of a run."""
+
+
+def _record_adam_lrs(monkeypatch, stop_after: int | None = None) -> list[float]:
+    """Record the first group's lr at every Adam step; raise after ``stop_after`` steps."""
+    lrs: list[float] = []
+
+    def recording(self, *args, **kwargs):
+        if stop_after is not None and len(lrs) == stop_after:
+            raise _Killed
+        lrs.append(self.param_groups[0]["lr"])
+        return _ADAM_STEP(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.Adam, "step", recording)
+    return lrs
+
+
+def test_lr_decay_is_linear_to_zero_and_resumes_exactly(digits: Path, tmp_path: Path,
+                                                        monkeypatch):
+    whole, parts = tmp_path / "whole", tmp_path / "parts"
+    lrs = _record_adam_lrs(monkeypatch)
+    train_vae(_vae_config(digits, whole, lr=1e-3, max_steps=8, lr_decay_start=4))
+    expected = [1e-3] * 4 + [1e-3 * (8 - s) / 4 for s in range(4, 8)]
+    assert lrs == pytest.approx(expected, rel=1e-12, abs=0)
+    record = json.loads((whole / "final" / "config.json").read_text())["training"]
+    assert record["lr_decay_start"] == 4
+    # killed after 6 steps (checkpoint at 6, the lr already at 1/2), then resumed
+    _record_adam_lrs(monkeypatch, stop_after=6)
+    with pytest.raises(_Killed):
+        train_vae(_vae_config(digits, parts, lr=1e-3, max_steps=8, lr_decay_start=4,
+                              ckpt_every=3))
+    lrs = _record_adam_lrs(monkeypatch)
+    train_vae(_vae_config(digits, parts, lr=1e-3, max_steps=8, lr_decay_start=4,
+                          resume="auto"))
+    assert lrs == pytest.approx(expected[6:], rel=1e-12, abs=0)
+    a, b = _weights(whole / CHECKPOINT_NAME), _weights(parts / CHECKPOINT_NAME)
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+def test_lr_decay_off_leaves_the_lr_alone_and_bad_starts_are_named(digits: Path,
+                                                                   tmp_path: Path,
+                                                                   monkeypatch):
+    lrs = _record_adam_lrs(monkeypatch)
+    train_vae(_vae_config(digits, tmp_path / "a", lr=1e-3, max_steps=3))
+    assert lrs == [1e-3] * 3
+    with pytest.raises(ValueError, match="--lr-decay-start 3 must be below the run's 3 steps"):
+        train_vae(_vae_config(digits, tmp_path / "b", max_steps=3, lr_decay_start=3))
+    with pytest.raises(ValueError, match="--lr-decay-start must be positive"):
+        _vae_config(digits, tmp_path / "c", lr_decay_start=0)

@@ -98,6 +98,9 @@ class TrainConfig:
     max_minutes: float | None = field(default=None, metadata=flag(
         "stop (with a checkpoint) after this much wall time in this process (> 0)",
         group=COMMON))
+    lr_decay_start: int | None = field(default=None, metadata=flag(
+        "from this step on, every learning rate falls linearly towards 0 at the run's last "
+        "step (--max-steps, or the epochs); default: constant", group=COMMON, metavar="STEP"))
     num_workers: int = field(default=0, metadata=flag(
         "DataLoader worker processes", group=COMMON))
     precision: Literal["fp32", "bf16", "fp16"] = field(default="fp32", metadata=flag(
@@ -115,7 +118,7 @@ class TrainConfig:
                 raise ValueError(f"--{name.replace('_', '-')} must be one of "
                                  f"{', '.join(map(str, allowed))}, got {getattr(self, name)!r}")
         check_positive_flags(self, "epochs", "batch_size", "lr", "max_steps", "max_minutes",
-                             "img_size", "crop", "threads")
+                             "lr_decay_start", "img_size", "crop", "threads")
         check_at_least(self, 0, "ckpt_every", "sample_every", "num_workers")
         if self.overwrite and self.resume is not None and \
                 _same_path(self.resume_path, self.out / CHECKPOINT_NAME):

@@ -34,7 +34,7 @@ from genprior.data.training_data import ResumableSampler
 from genprior.training.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
 from genprior.training.logging import CSVLogger, progress_bar, save_sample_grid
 
-__all__ = ["NonFiniteError", "TrainState", "first_nonfinite", "fit", "total_steps"]
+__all__ = ["NonFiniteError", "TrainState", "first_nonfinite", "fit", "lr_scale", "total_steps"]
 
 
 class NonFiniteError(ValueError):
@@ -88,6 +88,19 @@ def total_steps(steps_per_epoch: int, *, epochs: int, max_steps: int | None = No
     return total if max_steps is None else min(total, max_steps)
 
 
+def lr_scale(step: int, *, start: int | None, total: int) -> float:
+    """The factor on every base learning rate for the step after ``step`` steps: 1 before
+    ``start``, then linear from 1 at ``start`` towards 0 at ``total`` (``start=None``: 1).
+
+    Example:
+        >>> [lr_scale(s, start=6, total=10) for s in (0, 5, 6, 8, 9)]
+        [1.0, 1.0, 1.0, 0.5, 0.25]
+    """
+    if start is None or step < start:
+        return 1.0
+    return (total - step) / (total - start)
+
+
 def _check_config(path: Path, saved: dict[str, Any], current: dict[str, Any]) -> None:
     diff = {k: (saved.get(k), current.get(k)) for k in set(saved) | set(current)
             if saved.get(k) != current.get(k)}
@@ -117,6 +130,7 @@ def fit(
     ckpt_every: int = 500,
     sample_every: int = 500,
     resume: str | os.PathLike | None = None,
+    lr_decay_start: int | None = None,
 ) -> TrainState:
     """Run the training loop shared by every trainer.
 
@@ -140,6 +154,9 @@ def fit(
         ckpt_every, sample_every: write the checkpoint / ``samples.png`` every N steps
             (0: only at the end).
         resume: a checkpoint to continue from.
+        lr_decay_start: from this step on, every optimiser's learning rates (as the optimisers
+            were built, before ``resume``) fall linearly towards 0 at the run's last step
+            (:func:`lr_scale`); ``None``: left alone.
 
     Returns:
         the final :class:`TrainState`.
@@ -147,7 +164,8 @@ def fit(
     Raises:
         FileNotFoundError: ``resume`` does not exist.
         ValueError: naming the checkpoint when ``resume`` holds another architecture; naming
-            ``log.csv`` when, on resume, the log does not lead up to the checkpoint's step.
+            ``log.csv`` when, on resume, the log does not lead up to the checkpoint's step;
+            ``lr_decay_start`` not below the run's number of steps.
         NonFiniteError: a loss is NaN or infinite (checked every step, before it is logged), or
             a weight or optimiser state is when a checkpoint is due; the checkpoint on disk is
             then the last good one, and nothing else is written.
@@ -156,6 +174,7 @@ def fit(
     if max_minutes is not None and not (max_minutes > 0 and math.isfinite(max_minutes)):
         raise ValueError(f"--max-minutes must be positive and finite, got {max_minutes}")
     state = TrainState(config=config)
+    base_lrs = [[group["lr"] for group in opt.param_groups] for opt in optimizers.values()]
     if resume is not None:
         resume = Path(resume)
         saved = load_checkpoint(resume, modules=modules, optimizers=optimizers,
@@ -169,6 +188,15 @@ def fit(
                            config=config)
     steps_per_epoch = sampler.num_samples // loader.batch_size
     total = total_steps(steps_per_epoch, epochs=epochs, max_steps=max_steps)
+    if lr_decay_start is not None and lr_decay_start >= total:
+        raise ValueError(f"--lr-decay-start {lr_decay_start} must be below the run's {total} "
+                         f"steps")
+
+    def schedule() -> None:
+        scale = lr_scale(state.step, start=lr_decay_start, total=total)
+        for opt, lrs in zip(optimizers.values(), base_lrs):
+            for group, lr in zip(opt.param_groups, lrs):
+                group["lr"] = lr * scale
     logger = CSVLogger(out / "log.csv", loss_names,
                        resume_step=state.step if resume is not None else None) if is_main else None
     t_log = logger.time_offset if logger is not None else 0.0
@@ -207,6 +235,8 @@ def fit(
         while state.step < total and state.epoch < epochs and not out_of_time:
             sampler.set_epoch(state.epoch, start=state.batch * loader.batch_size)
             for (x,) in loader:
+                if lr_decay_start is not None:
+                    schedule()
                 losses = step_fn(x.to(device, non_blocking=True), state)
                 state.step += 1
                 state.batch += 1

@@ -260,14 +260,15 @@ class TrainingRun:
                    epochs=c.epochs, device=self.device, is_main=self.ctx.is_main,
                    sample_fn=sample_fn, max_steps=c.max_steps, max_minutes=c.max_minutes,
                    ckpt_every=c.ckpt_every, sample_every=c.sample_every,
-                   resume=c.resume_path)
+                   resume=c.resume_path, lr_decay_start=c.lr_decay_start)
 
     def save(self, state: TrainState, models: Mapping[str, nn.Module], *, what: str = "",
              **training: Any) -> TrainResult:
         """``save_pretrained`` each model into ``out/<name>`` (main process only) and report.
 
         The ``training`` record of each ``config.json`` holds the steps and epochs done, the data,
-        the run's ``batch_size``, ``lr`` and ``seed``, and ``training``.
+        the run's ``batch_size``, ``lr``, ``seed`` (and ``lr_decay_start`` when set), and
+        ``training``.
 
         Args:
             state: from :meth:`fit`.
@@ -281,6 +282,8 @@ class TrainingRun:
         info = {"steps": state.step, "epochs_completed": state.epoch, "data": str(c.data),
                 "train_range": c.train_range, "batch_size": c.batch_size, "lr": c.lr,
                 "seed": c.seed, **training}
+        if c.lr_decay_start is not None:
+            info["lr_decay_start"] = c.lr_decay_start
         for model in models.values():
             model.eval()
         name, model = next(iter(models.items()))
