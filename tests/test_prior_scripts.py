@@ -279,6 +279,40 @@ def test_export_checkpoint_writes_the_ema_generator_and_never_overwrites(tmp_pat
     assert (out / "model.safetensors").read_bytes() == before
 
 
+def test_export_checkpoint_averages_several_checkpoints_of_one_run(tmp_path, capsys,
+                                                                   load_script):
+    from genprior import load_prior
+
+    module = load_script("export_checkpoint")
+    a = _dcgan_checkpoint(tmp_path / "a.safetensors", step=7)
+    b = _dcgan_checkpoint(tmp_path / "b.safetensors", step=9)
+    out = tmp_path / "avg"
+    assert module.main([str(tmp_path / "a.safetensors"), str(tmp_path / "b.safetensors"),
+                        str(out)]) == 0
+    loaded = load_prior(out)
+    for (k, p), q, r in zip(loaded.state_dict().items(), a.state_dict().values(),
+                            b.state_dict().values(), strict=True):
+        if p.is_floating_point():
+            torch.testing.assert_close(p.double(), (q.double() + r.double()) / 2, rtol=0,
+                                       atol=1e-7)
+    training = json.loads((out / "config.json").read_text())["training"]
+    assert training["steps"] == [7, 9] and training["averaged"] == "uniform"
+    assert training["checkpoints"] == [str(tmp_path / "a.safetensors"),
+                                       str(tmp_path / "b.safetensors")]
+    # a checkpoint of another run configuration is refused, nothing written
+    config = {"nz": 8, "ngf": 8, "nc": 3, "img_size": 16}
+    save_checkpoint(tmp_path / "c.safetensors", modules={"G": DCGANGenerator(**config),
+                                                         "G_ema": DCGANGenerator(**config)},
+                    state={"step": 3, "config": {"kind": "gan", "arch": "dcgan",
+                                                 "generator": config}})
+    with pytest.raises(SystemExit):
+        module.main([str(tmp_path / "a.safetensors"), str(tmp_path / "c.safetensors"),
+                     str(tmp_path / "bad")])
+    assert "c.safetensors is not a checkpoint of the run configuration of" in \
+        capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()
+
+
 def test_first_images_refuses_more_than_the_data_holds(load_script):
     first_images = load_script("_run").first_images
     data = [torch.full((1, 2, 2), float(i)) for i in range(3)]

@@ -22,7 +22,7 @@ from genprior.priors import Prior
 from genprior.training.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
 from genprior.training.checkpoint_model import checkpoint_model
 from genprior.training.common import save_image_grid  # the deprecated alias
-from genprior.training.ema import EMA
+from genprior.training.ema import EMA, average_weights
 from genprior.training.gan import GANTrainConfig, train_gan
 from genprior.training.logging import read_log
 from genprior.training.vae import VAETrainConfig, train_vae
@@ -436,3 +436,38 @@ def test_lr_decay_off_leaves_the_lr_alone_and_bad_starts_are_named(digits: Path,
         train_vae(_vae_config(digits, tmp_path / "b", max_steps=3, lr_decay_start=3))
     with pytest.raises(ValueError, match="--lr-decay-start must be positive"):
         _vae_config(digits, tmp_path / "c", lr_decay_start=0)
+
+
+def test_average_weights_is_the_mean_of_every_float_tensor():
+    from genprior.priors.dcgan import DCGANGenerator
+
+    g = torch.Generator().manual_seed(0)
+    models = [DCGANGenerator(nz=4, ngf=2, img_size=16) for _ in range(3)]
+    with torch.no_grad():
+        for i, m in enumerate(models):
+            for p in m.parameters():
+                p.copy_(torch.randn(p.shape, generator=g))
+            for b in m.buffers():
+                b.fill_(i + 1) if b.is_floating_point() else b.fill_(10 * (i + 1))
+    avg = average_weights(models)
+    for k, v in avg.state_dict().items():
+        parts = [m.state_dict()[k] for m in models]
+        if v.is_floating_point():
+            expected = (parts[0].double() + parts[1].double() + parts[2].double()) / 3
+            torch.testing.assert_close(v.double(), expected, rtol=0, atol=1e-7)
+        else:  # num_batches_tracked: the first model's
+            assert torch.equal(v, parts[0]), k
+    assert float(avg.state_dict()["net.1.running_mean"][0]) == 2.0  # (1 + 2 + 3) / 3
+    one = average_weights(models[:1])
+    for a, b in zip(one.state_dict().values(), models[0].state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+    assert one is not models[0]
+
+
+def test_average_weights_refuses_other_architectures():
+    with pytest.raises(ValueError, match="at least one model"):
+        average_weights([])
+    with pytest.raises(ValueError, match=r"model 1's weight has shape \(2, 3\), model 0's \(1, 3\)"):
+        average_weights([torch.nn.Linear(3, 1), torch.nn.Linear(3, 2)])
+    with pytest.raises(ValueError, match="model 1 does not have the keys of model 0"):
+        average_weights([torch.nn.Linear(3, 1), torch.nn.Linear(3, 1, bias=False)])

@@ -1,13 +1,15 @@
-"""Exponential moving average of a model's weights (the GAN and AffGAN trainers ship the average)."""
+"""Averages of a model's weights: the exponential moving average the GAN and AffGAN trainers
+ship, and the uniform average of several copies (checkpoint averaging)."""
 
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 
 import torch
 from torch import nn
 
-__all__ = ["EMA"]
+__all__ = ["EMA", "average_weights"]
 
 
 class EMA(nn.Module):
@@ -38,3 +40,51 @@ class EMA(nn.Module):
             e.lerp_(p.detach(), 1.0 - self.decay)
         for e, b in zip(self.module.buffers(), model.buffers()):
             e.copy_(b)
+
+
+@torch.no_grad()
+def average_weights(models: Sequence[nn.Module]) -> nn.Module:
+    r"""The uniform average of several copies of one network,
+    :math:`\bar\theta = \frac1K \sum_k \theta_k` (checkpoint averaging; for GAN generators,
+    Yazıcı et al. 2019, "The unusual effectiveness of averaging in GAN training").
+
+    Floating-point parameters and buffers are averaged (summed in float64); other buffers
+    (BatchNorm's ``num_batches_tracked``) are the first model's. Averaged BatchNorm statistics
+    are not the statistics of the averaged network: recompute them
+    (:func:`genprior.priors.standing_stats.recalibrate_batchnorm`).
+
+    Args:
+        models: one or more networks with the same state-dict keys and shapes.
+
+    Returns:
+        a new network (a deep copy of the first, in eval mode) holding the average.
+
+    Raises:
+        ValueError: no models, or a model whose state dict has other keys or another shape
+            (naming the first difference).
+
+    Example:
+        >>> a, b = nn.Linear(2, 1), nn.Linear(2, 1)
+        >>> m = average_weights([a, b])
+        >>> torch.allclose(m.weight, (a.weight + b.weight) / 2)
+        True
+    """
+    if not models:
+        raise ValueError("average_weights needs at least one model")
+    states = [m.state_dict() for m in models]
+    first = states[0]
+    for i, state in enumerate(states[1:], start=1):
+        if state.keys() != first.keys():
+            missing = min(set(first) ^ set(state))
+            raise ValueError(f"model {i} does not have the keys of model 0 (first difference: "
+                             f"{missing})")
+        for k, v in first.items():
+            if state[k].shape != v.shape:
+                raise ValueError(f"model {i}'s {k} has shape {tuple(state[k].shape)}, model "
+                                 f"0's {tuple(v.shape)}")
+    mean = {k: (torch.stack([s[k].double() for s in states]).mean(0).to(v.dtype)
+                if v.is_floating_point() else v.clone())
+            for k, v in first.items()}
+    out = copy.deepcopy(models[0]).eval()
+    out.load_state_dict(mean)
+    return out
