@@ -1,8 +1,8 @@
 """FID of face generators — shipped priors and training checkpoints — with the real-vs-real floor.
 
 The protocol of scripts/prior_quality.py (docs/prior_quality.md): :func:`genprior.metrics.fid`
-features (standard TF-Inception, 2048) of ``--n`` prior samples — a ``torch.Generator`` seeded 0,
-the draws after the 64 of the sample grid — against the ``--n`` held-out faces 008001.. in the
+features (standard TF-Inception, 2048) of ``--n`` prior samples — a ``torch.Generator`` seeded
+``--sample-seed`` (default 0), the draws after the 64 of the sample grid — against the ``--n`` held-out faces 008001.. in the
 framing the face priors were trained in (``load_celeba``: crop 54, 64x64); the floor is the FID
 of ``--n`` training faces 000001.. against the same held-out faces.
 
@@ -67,6 +67,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--standing-stats", type=int, default=0, metavar="N",
                    help="recompute every generator's BatchNorm statistics from N batches of 64 "
                         "of its own draws first (genprior.priors.standing_stats; seed 1)")
+    p.add_argument("--sample-seed", type=int, default=0,
+                   help="seed of the generator the samples are drawn with (another seed: "
+                        "another set of draws, to see how much FID moves with them)")
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args(argv)
     if args.standing_stats < 0:
@@ -109,9 +112,10 @@ def real_features(args: argparse.Namespace) -> dict[str, Tensor]:
 
 
 @torch.no_grad()
-def samples(prior: nn.Module, n: int) -> tuple[Tensor, Tensor]:
-    """The 64 grid draws and the next ``n`` draws of a generator seeded 0, clamped to [0, 1]."""
-    g = make_generator(0)
+def samples(prior: nn.Module, n: int, seed: int = 0) -> tuple[Tensor, Tensor]:
+    """The 64 grid draws and the next ``n`` draws of a generator seeded ``seed``, clamped to
+    [0, 1]."""
+    g = make_generator(seed)
     grid = prior.sample(GRID_DRAWS, generator=g)
     x = torch.cat([prior.sample(CHUNK, generator=g) for _ in range(n // CHUNK)] or [grid[:0]])
     if not torch.isfinite(x).all():
@@ -129,7 +133,7 @@ def write_table(rows: list[dict], floor: dict, args: argparse.Namespace) -> None
     command = "python " + " ".join(sys.argv)
     lines = [f"Command: `{command}`", "",
              (f"FID (genprior.metrics, TF-Inception 2048) of {args.n} samples (generator seeded "
-             f"0, after the {GRID_DRAWS} grid draws) vs {args.n} held-out faces 008001.. "
+             f"{args.sample_seed}, after the {GRID_DRAWS} grid draws) vs {args.n} held-out faces 008001.. "
              "(crop 54, 64x64). Lower is better."), "",
              "Pixel std: each pixel's standard deviation over the images, averaged over pixels.",
              "", "| generator | training step | FID | pixel std |", "|---|---|---|---|"]
@@ -140,7 +144,7 @@ def write_table(rows: list[dict], floor: dict, args: argparse.Namespace) -> None
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"{args.stem}.md").write_text("\n".join(lines) + "\n")
     (args.out / f"{args.stem}.json").write_text(json.dumps(
-        {"command": command, "n": args.n, "floor": floor["fid"],
+        {"command": command, "n": args.n, "sample_seed": args.sample_seed, "floor": floor["fid"],
          "heldout_pixel_std": floor["pixel_std"], "rows": rows}, indent=2) + "\n")
 
 
@@ -165,7 +169,7 @@ def main(argv=None) -> int:
           f"{floor['pixel_std']:.4f}", flush=True)
     rows, grids = [], []
     for name, prior, step in generators:
-        grid, x = samples(prior, args.n)
+        grid, x = samples(prior, args.n, args.sample_seed)
         score = frechet_distance(inception_features(x, batch_size=args.fid_batch),
                                  feats["heldout"])
         rows.append({"name": name, "step": step, "fid": score, "pixel_std": pixel_std(x)})

@@ -141,6 +141,15 @@ def test_face_gan_fid_writes_fid_and_pixel_std_rows(tmp_path, monkeypatch, load_
     table = (tmp_path / "t.md").read_text()
     assert f"| ck | 3 | {row['fid']:.1f} | {row['pixel_std']:.3f} |" in table
     assert f"*{record['heldout_pixel_std']:.3f} (held-out faces)*" in table
+    # --sample-seed: other draws, so another FID; the default is seed 0
+    assert record["sample_seed"] == 0 and "generator seeded 0" in table
+    assert module.main(["--data-root", str(tmp_path), "--checkpoints", str(tmp_path / "ck.safetensors"),
+                        "--n", "250", "--cache", str(tmp_path / "feats.safetensors"),
+                        "--out", str(tmp_path), "--stem", "s1", "--sample-seed", "1"]) == 0
+    other = json.loads((tmp_path / "s1.json").read_text())
+    assert other["sample_seed"] == 1 and other["rows"][0]["fid"] != row["fid"]
+    ck = module.checkpoint_generator(tmp_path / "ck.safetensors")[0]
+    assert torch.equal(module.samples(ck, 250, 1)[1], module.samples(ck, 250, 1)[1])
 
 
 def test_face_gan_fid_grid_only_needs_no_inception(tmp_path, load_script):
