@@ -25,7 +25,9 @@
 #              from scratch, in $RUNS/sr/affgan-r1-g<R1_GAMMA>. (Gamma 2.5, Mescheder et al.
 #              2018's 10 for images in [-1, 1], kept D at chance: D(real)/D(fake) 0.51/0.49 over
 #              steps 1801..2000.) R1_NOISE sets the instance noise's initial std (default 0.1,
-#              the shipped recipe's; R1_NOISE=0 turns it off) and suffixes the folder with -n<R1_NOISE>.
+#              the shipped recipe's; R1_NOISE=0 turns it off) and suffixes the folder with -n<R1_NOISE>;
+#              R1_WIDTH and R1_D_WIDTH set the generator's and discriminator's widths (default 48
+#              and 32, the shipped network's) and suffix it with -w<R1_WIDTH>, -dw<R1_D_WIDTH>.
 #   r1-div     r1 (gamma R1_GAMMA, default 0.2) + the diversity-sensitive term (weight DIV_WEIGHT,
 #              default 1; tau DIV_TAU, default 0.035: the 2,000-step div run's EMA weights spread
 #              0.0118 for a raw-generator ratio of 0.0175, so a 0.02 spread of the EMA weights asks
@@ -83,8 +85,9 @@ VARIANT=(--data "$DATA" --train-range 1:8000 --img-size 64 --width 48 --n-blocks
 REG=(--gan-loss hinge --spectral-norm --r1-gamma 0.1 --r1-every 4 --diffaugment translation,cutout)
 DIV=(--diversity-weight 1 --diversity-tau 0.02)
 # the R1 recipe of r1 and r1-div, and the start of their run folders' names
-R1=(--r1-gamma "${R1_GAMMA:-0.2}" --r1-every 4 --instance-noise "${R1_NOISE:-0.1}")
-R1_NAME="affgan-r1-g${R1_GAMMA:-0.2}${R1_NOISE:+-n$R1_NOISE}"
+R1=(--r1-gamma "${R1_GAMMA:-0.2}" --r1-every 4 --instance-noise "${R1_NOISE:-0.1}"
+  --width "${R1_WIDTH:-48}" --d-width "${R1_D_WIDTH:-32}")
+R1_NAME="affgan-r1-g${R1_GAMMA:-0.2}${R1_NOISE:+-n$R1_NOISE}${R1_WIDTH:+-w$R1_WIDTH}${R1_D_WIDTH:+-dw$R1_D_WIDTH}"
 
 variant() {  # NAME ARGS...: train $RUNS/sr/NAME (resumes when its checkpoint exists)
   local name=$1
