@@ -14,7 +14,8 @@ Example::
 
     python scripts/export_checkpoint.py /work/runs/sr/affgan-r1-g0.2-snap/step_6000.safetensors \\
         pretrained/celeba-sr4-affgan-r1
-    python scripts/export_checkpoint.py /work/runs/celeba-dcgan-plain-snap/step_{20000,21000}.safetensors \
+    python scripts/export_checkpoint.py \
+        /work/runs/celeba-dcgan-plain-snap/step_{20000,21000}.safetensors \
         /tmp/plain-avg --standing-stats 100
 """
 

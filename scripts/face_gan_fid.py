@@ -2,9 +2,10 @@
 
 The protocol of scripts/prior_quality.py (docs/prior_quality.md): :func:`genprior.metrics.fid`
 features (standard TF-Inception, 2048) of ``--n`` prior samples — a ``torch.Generator`` seeded
-``--sample-seed`` (default 0), the draws after the 64 of the sample grid — against the ``--n`` held-out faces 008001.. in the
-framing the face priors were trained in (``load_celeba``: crop 54, 64x64); the floor is the FID
-of ``--n`` training faces 000001.. against the same held-out faces.
+``--sample-seed`` (default 0), the draws after the 64 of the sample grid — against the ``--n``
+held-out faces 008001.. in the framing the face priors were trained in (``load_celeba``: crop
+54, 64x64); the floor is the FID of ``--n`` training faces 000001.. against the same held-out
+faces.
 
 ``--checkpoints`` takes training checkpoints of ``genprior train gan --arch dcgan`` (the
 ``G_ema`` weights, the average ``final/`` would hold), so FID can follow a run while it trains.
@@ -133,8 +134,8 @@ def write_table(rows: list[dict], floor: dict, args: argparse.Namespace) -> None
     command = "python " + " ".join(sys.argv)
     lines = [f"Command: `{command}`", "",
              (f"FID (genprior.metrics, TF-Inception 2048) of {args.n} samples (generator seeded "
-             f"{args.sample_seed}, after the {GRID_DRAWS} grid draws) vs {args.n} held-out faces 008001.. "
-             "(crop 54, 64x64). Lower is better."), "",
+             f"{args.sample_seed}, after the {GRID_DRAWS} grid draws) vs {args.n} held-out faces "
+             "008001.. (crop 54, 64x64). Lower is better."), "",
              "Pixel std: each pixel's standard deviation over the images, averaged over pixels.",
              "", "| generator | training step | FID | pixel std |", "|---|---|---|---|"]
     lines += [f"| {r['name']} | {r['step'] if r['step'] is not None else '-'} | "
