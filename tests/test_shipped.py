@@ -9,7 +9,7 @@ from genprior.priors import available_priors, pretrained_dir
 
 SHIPPED = ["mnist-vae", "celeba-dcgan", "celeba-dcgan-plain", "celeba-vae", "celeba-sr4-affgan",
            "celeba-sr4-mse", "celeba-sr4-affgan-r1", "celeba-sr4-affgan-avg",
-           "celeba-sr4-affgan-wide", "natural-vae"]
+           "celeba-sr4-affgan-wide", "celeba-sr4-affgan-w96", "natural-vae"]
 
 
 @pytest.mark.parametrize("name", SHIPPED)
@@ -67,7 +67,8 @@ def test_natural_vae_reconstructs_held_out_natural_images_of_any_size():
 
 
 @pytest.mark.parametrize("name", ["celeba-sr4-affgan", "celeba-sr4-mse", "celeba-sr4-affgan-r1",
-                                  "celeba-sr4-affgan-avg", "celeba-sr4-affgan-wide"])
+                                  "celeba-sr4-affgan-avg", "celeba-sr4-affgan-wide",
+                                  "celeba-sr4-affgan-w96"])
 def test_shipped_sr_outputs_are_consistent(name):
     model = genprior.load_prior(name)
     x = load_samples("celeba")[:4]
