@@ -66,9 +66,10 @@ def test_natural_vae_reconstructs_held_out_natural_images_of_any_size():
         assert psnr(x_r, x_c, data_range=1.0).min() > 22
 
 
-@pytest.mark.parametrize("name", ["celeba-sr4-affgan", "celeba-sr4-mse", "celeba-sr4-affgan-r1",
-                                  "celeba-sr4-affgan-avg", "celeba-sr4-affgan-wide",
-                                  "celeba-sr4-affgan-w96"])
+SHIPPED_SR = [name for name in SHIPPED if name.startswith("celeba-sr4-")]
+
+
+@pytest.mark.parametrize("name", SHIPPED_SR)
 def test_shipped_sr_outputs_are_consistent(name):
     model = genprior.load_prior(name)
     x = load_samples("celeba")[:4]
@@ -106,3 +107,11 @@ def test_shipped_face_gans_carry_their_misfit_variance(name, variance):
     assert not misfit.per_pixel
     assert misfit.variance.item() == pytest.approx(variance, abs=5e-6)
     assert misfit.info["prior_name"] == name
+
+
+@pytest.mark.parametrize("name,count", [("celeba-sr4-affgan", 289_315),
+                                        ("celeba-sr4-affgan-wide", 505_395),
+                                        ("celeba-sr4-affgan-w96", 1_131_339)])
+def test_shipped_sr_parameter_counts_are_those_the_docs_state(name, count):
+    model = genprior.load_prior(name)
+    assert sum(p.numel() for p in model.parameters()) == count
