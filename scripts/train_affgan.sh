@@ -38,11 +38,21 @@
 #              scripts/snapshot_checkpoints.py $RUNS/sr/<r1's folder> --every 2000) with both
 #              learning rates falling linearly to 0 at R1_DECAY_STEPS (default 8,000), in
 #              $RUNS/sr/<r1's folder>-decay<R1_DECAY_FROM>; R1_GAMMA and R1_NOISE as for r1
+#   ft-mse     AffGAN fine-tuned from the MSE twin: the generator starts from celeba-sr4-mse
+#              (--init-from; so the run uses paired data through its start), a fresh
+#              discriminator of width FT_D_WIDTH (default 48) trained alone for 200 steps
+#              (--d-warmup), then R1 (gamma 0.2 every 4 steps) without instance noise, learning
+#              rates 1e-4 (G) / 2e-4 (D), FT_STEPS steps in all (default 3,000), in
+#              $RUNS/sr/affgan-ft-mse-dw<FT_D_WIDTH>
+#   ft-w96-div celeba-sr4-affgan-w96 (unpaired) fine-tuned with the diversity term (weight
+#              DIV_WEIGHT, default 2; tau DIV_TAU, default 0.05): a fresh width-64 discriminator
+#              alone for 300 steps, then R1 as in r1 without instance noise, FT_STEPS steps in all
+#              (default 2,500), in $RUNS/sr/affgan-ft-w96-div<DIV_TAU>-w<DIV_WEIGHT>
 #   dcheck     200 steps each of the shipped recipe (diag/ns), with --spectral-norm (diag/sn) and
 #              with --gan-loss hinge (diag/hinge): does the discriminator still separate real
 #              from generated faces? (scripts/log_means.py on their log.csv)
 #
-# Usage: scripts/train_affgan.sh [gan|mse|both|base|div|reg|reg-div|denoiser|affdg|affll|long|r1|r1-decay|r1-div|dcheck]
+# Usage: scripts/train_affgan.sh [gan|mse|both|base|div|reg|reg-div|denoiser|affdg|affll|long|r1|r1-decay|r1-div|ft-mse|ft-w96-div|dcheck]
 #        (default both, run concurrently)
 # Env:   DATA (default ../shared/data/celeba), RUNS (default /work/runs), GAN_MINUTES, MSE_MINUTES
 # Resume an interrupted run by re-running with RESUME=1.
@@ -131,6 +141,17 @@ case "$WHAT" in
     variant "$R1_NAME-div${DIV_TAU:-0.035}$([[ "$W" == 1 ]] || echo "-w$W")" affgan \
       --loss gan "${VARIANT[@]}" "${R1[@]}" \
       --diversity-weight "$W" --diversity-tau "${DIV_TAU:-0.035}" --max-steps "${DIV_STEPS:-6000}" ;;
+  ft-mse)
+    variant "affgan-ft-mse-dw${FT_D_WIDTH:-48}" affgan --loss gan "${VARIANT[@]}" \
+      --init-from celeba-sr4-mse --d-width "${FT_D_WIDTH:-48}" --d-warmup 200 \
+      --r1-gamma 0.2 --r1-every 4 --instance-noise 0 --lr 1e-4 --lr-d 2e-4 \
+      --max-steps "${FT_STEPS:-3000}" ;;
+  ft-w96-div)
+    variant "affgan-ft-w96-div${DIV_TAU:-0.05}-w${DIV_WEIGHT:-2}" affgan --loss gan "${VARIANT[@]}" \
+      --init-from celeba-sr4-affgan-w96 --width 96 --d-width 64 --d-warmup 300 \
+      --r1-gamma 0.2 --r1-every 4 --instance-noise 0 \
+      --diversity-weight "${DIV_WEIGHT:-2}" --diversity-tau "${DIV_TAU:-0.05}" \
+      --max-steps "${FT_STEPS:-2500}" ;;
   dcheck)
     variant diag/ns affgan --loss gan "${VARIANT[@]}" --max-steps 200
     variant diag/sn affgan --loss gan "${VARIANT[@]}" --max-steps 200 --spectral-norm
@@ -142,5 +163,5 @@ case "$WHAT" in
     train_gan > "$RUNS/celeba-sr4-affgan.log" 2>&1 &
     train_mse > "$RUNS/celeba-sr4-mse.log" 2>&1 &
     wait ;;
-  *) echo "usage: $0 [gan|mse|both|base|div|reg|reg-div|denoiser|affdg|affll|long|r1|r1-decay|r1-div|dcheck]" >&2; exit 2 ;;
+  *) echo "usage: $0 [gan|mse|both|base|div|reg|reg-div|denoiser|affdg|affll|long|r1|r1-decay|r1-div|ft-mse|ft-w96-div|dcheck]" >&2; exit 2 ;;
 esac

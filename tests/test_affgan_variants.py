@@ -18,7 +18,7 @@ from torch.nn.utils import parametrize
 
 from genprior import _serialization
 from genprior.cli import main as cli_main
-from genprior.priors.conditional import SRDiscriminator, init_weights_
+from genprior.priors.conditional import ConditionalSR, SRDiscriminator, init_weights_
 from genprior.priors.conv_vae import ConvVAE
 from genprior.priors.denoiser import Denoiser, tweedie_score
 from genprior.training.affgan import AffGANTrainConfig, train_affgan
@@ -150,6 +150,8 @@ def test_config_errors_name_the_flag(tmp_path: Path):
         ({"r1_every": 0}, "--r1-every must be positive"),
         ({"gan_loss": "wgan"}, "--gan-loss must be one of"),
         ({"loss": "affxx"}, "--loss must be one of"),
+        ({"d_warmup": -1}, "--d-warmup must be >= 0"),
+        ({"loss": "mse", "d_warmup": 5}, "--d-warmup applies to --loss gan only"),
     ]:
         with pytest.raises(ValueError, match=message):
             AffGANTrainConfig(**d, **kw)
@@ -343,3 +345,57 @@ def test_density_and_denoiser_must_fit_the_outputs(tiny_faces: Path, tmp_path: P
     assert cli_main(["train", "affgan", "--data", str(tiny_faces), "--out", str(tmp_path / "d"),
                      "--img-size", "16", "--loss", "affdg"]) == 2
     assert "--loss affdg needs --denoiser" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------ --init-from
+def _source(path: Path, **kw) -> ConditionalSR:
+    """A saved tiny network of ``_config``'s shape, its weights drawn from another seed."""
+    model = ConditionalSR(**{"img_size": (3, 16, 16), "width": 8, "n_blocks": 1,
+                             "noise_channels": 2, **kw})
+    model.reset_parameters(generator=_g(99))
+    model.save_pretrained(path)
+    return model
+
+
+def test_init_from_with_discriminator_warmup_keeps_the_generator(tiny_faces: Path,
+                                                                  tmp_path: Path):
+    source = _source(tmp_path / "src")
+    config = _config(tiny_faces, tmp_path / "ft", init_from=str(tmp_path / "src"), d_warmup=3,
+                     r1_gamma=1.0, r1_every=2, max_steps=3)
+    train_affgan(config)
+    tensors = _serialization.load_tensors(tmp_path / "ft" / CHECKPOINT_NAME)
+    theirs = source.state_dict()
+    for part in ("module.model.", "module.ema.module."):  # neither G nor its average moved
+        ours = {k[len(part):]: v for k, v in tensors.items() if k.startswith(part)}
+        assert ours.keys() == theirs.keys()
+        for k in theirs:
+            assert torch.equal(ours[k], theirs[k]), (part, k)
+    fresh = _discriminator_weights(tiny_faces, tmp_path / "fresh")
+    assert any(not torch.equal(tensors[k], v) for k, v in fresh.items())  # D did learn
+    rows = read_log(tmp_path / "ft" / "log.csv", drop=["time_s"])
+    assert all(float(r["g_loss"]) > 0 for r in rows)  # still logged
+    training = json.loads((tmp_path / "ft" / "final" / "config.json").read_text())["training"]
+    assert {"init_from": str(tmp_path / "src"), "d_warmup": 3}.items() <= training.items()
+    # after the warm-up the generator trains, and the options resume exactly
+    whole, _ = _split_then_resume(dataclasses.replace(config, d_warmup=1), 4)
+    after = _serialization.load_tensors(whole / CHECKPOINT_NAME)
+    assert any(not torch.equal(after[f"module.model.{k}"], v) for k, v in theirs.items())
+
+
+def _discriminator_weights(data: Path, out: Path) -> dict[str, torch.Tensor]:
+    """The discriminator of a run as built, before any step (a 1-step run in warm-up whose D
+    learning rate is 0 keeps it)."""
+    train_affgan(_config(data, out, d_warmup=1, max_steps=1, lr_d=1e-30))
+    tensors = _serialization.load_tensors(out / CHECKPOINT_NAME)
+    return {k: v for k, v in tensors.items() if k.startswith("module.disc.")}
+
+
+def test_init_from_must_be_the_same_network(tiny_faces: Path, tmp_path: Path, capsys):
+    _source(tmp_path / "wide", width=16)
+    with pytest.raises(ValueError, match=r"another network: width 16 \(this run: 8\)"):
+        train_affgan(_config(tiny_faces, tmp_path / "a", init_from=str(tmp_path / "wide"),
+                             max_steps=1))
+    Denoiser(img_size=(3, 16, 16), width=4, n_blocks=1).save_pretrained(tmp_path / "den")
+    assert cli_main(["train", "affgan", "--data", str(tiny_faces), "--out", str(tmp_path / "b"),
+                     "--img-size", "16", "--init-from", str(tmp_path / "den")]) == 2
+    assert "holds a Denoiser, not a ConditionalSR" in capsys.readouterr().err

@@ -55,6 +55,13 @@ existed):
   \epsilon_2` and the generator's loss gets :math:`-W` times :func:`diversity_term`, the batch
   mean of :math:`\min(\mathrm{mean}|G(y, \epsilon_1) - G(y, \epsilon_2)| /
   \mathrm{mean}|\epsilon_1 - \epsilon_2|,\, T)` (``diversity`` in ``log.csv``).
+- every loss: ``--init-from PATH`` starts the generator and its EMA from the network weights of
+  a trained super-resolution model of the same network (a discriminator, when there is one,
+  starts fresh). Starting from ``celeba-sr4-mse`` makes the run no longer unpaired: that
+  model was trained on (y, x) pairs. ``--loss gan`` only: ``--d-warmup N`` trains only the
+  discriminator for the first ``N`` steps (the generator, its optimiser and its EMA stay as
+  they are; ``g_loss`` is still logged), so that a fresh discriminator has learnt something
+  before the generator follows it.
 
 Every random draw (data for D, noise inputs, instance noise, augmentations, the ELBO's draw)
 comes from the run's checkpointed noise generator, so ``--resume`` stays exact; the options
@@ -78,6 +85,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from genprior._config import to_json
 from genprior._random import make_generator
 from genprior.priors.conditional import ConditionalSR, SRDiscriminator, init_weights_
 from genprior.priors.denoiser import Denoiser
@@ -134,6 +142,22 @@ def _sr_model(config: AffGANTrainConfig, img_shape: tuple[int, int, int]) -> Con
     return model
 
 
+def _init_from(run: TrainingRun, path: str, model: ConditionalSR) -> None:
+    """Copy the network weights of the super-resolution model ``path`` into ``model``, refusing
+    a model of another class or network (loaded by :meth:`TrainingRun.init`, so that loading
+    it leaves the global RNG alone)."""
+    source = run.init(lambda: load_prior(path))
+    if not isinstance(source, ConditionalSR):
+        raise TypeError(f"--init-from {path} holds a {type(source).__name__}, not a "
+                        f"ConditionalSR")
+    theirs, ours = to_json(source.config, "config"), to_json(model.config, "config")
+    differ = [f"{k} {theirs.get(k)} (this run: {ours.get(k)})"
+              for k in sorted(set(theirs) | set(ours)) if theirs.get(k) != ours.get(k)]
+    if differ:
+        raise ValueError(f"--init-from {path} has another network: {'; '.join(differ)}")
+    model.net.load_state_dict(source.net.state_dict())
+
+
 def _ns_discriminator_loss(real_logits: Tensor, fake_logits: Tensor) -> Tensor:
     """The non-saturating D loss in the softplus form AffGAN always used (bit for bit; the
     BCE of :func:`~genprior.training.adversarial.discriminator_loss` rounds differently)."""
@@ -178,7 +202,9 @@ def _record(config: AffGANTrainConfig, policy: tuple[str, ...]) -> dict[str, obj
     if config.diversity_weight:
         out["diversity_weight"] = config.diversity_weight
         out["diversity_tau"] = config.diversity_tau
-    for name in ("denoiser", "density"):
+    if config.d_warmup:
+        out["d_warmup"] = config.d_warmup
+    for name in ("denoiser", "density", "init_from"):
         if getattr(config, name) is not None:
             out[name] = str(getattr(config, name))
     return out
@@ -227,6 +253,8 @@ def train_affgan(config: AffGANTrainConfig) -> TrainResult:
         elif config.loss == "affll":
             density = _frozen(run, "density", config.density, VAEPrior, img_shape)
         model = run.init(lambda: _sr_model(config, img_shape))
+        if config.init_from is not None:
+            _init_from(run, config.init_from, model)
         ema = EMA(model, decay=config.ema_decay)
         generator = run.wrap(model)
         opt_g = torch.optim.Adam(model.parameters(), lr=config.lr,
@@ -284,8 +312,10 @@ def train_affgan(config: AffGANTrainConfig) -> TrainResult:
             eps, eps2 = draw(y)
             sigma = instance_noise_std(state.step, start=config.instance_noise,
                                        anneal_steps=anneal)
+            warmup = state.step < config.d_warmup
             with precision.autocast():
-                x_fake, x_fake2 = outputs(y, eps, eps2)
+                with torch.set_grad_enabled(not warmup):
+                    x_fake, x_fake2 = outputs(y, eps, eps2)
                 real_in = seen(x_real, sigma)
                 logits = critic(torch.cat([real_in, seen(x_fake.detach(), sigma)]))
                 d_loss = d_objective(logits[:b], logits[b:])
@@ -293,11 +323,12 @@ def train_affgan(config: AffGANTrainConfig) -> TrainResult:
             if r1_weight and state.step % config.r1_every == 0:
                 r1 = r1_penalty(disc, real_in)  # in fp32, outside autocast
             precision.step(d_loss if r1 is None else d_loss + r1_weight * r1, opt_d)
-            with precision.autocast():
+            with precision.autocast(), torch.set_grad_enabled(not warmup):
                 g_loss = g_objective(critic(seen(x_fake, sigma)))
                 loss, extra = with_diversity(g_loss, x_fake, x_fake2, eps, eps2)
-            precision.step(loss, opt_g)
-            ema.update(model)
+            if not warmup:
+                precision.step(loss, opt_g)
+                ema.update(model)
             d = torch.sigmoid(logits.detach().float())
             logs = {"d_loss": float(d_loss.detach()), "g_loss": float(g_loss.detach()),
                     "d_real": float(d[:b].mean()), "d_fake": float(d[b:].mean()),

@@ -28,7 +28,8 @@ class AffGANTrainConfig(TrainConfig):
             (``gan_loss``, ``spectral_norm``, ``r1_gamma``, ``diffaugment``) without
             ``loss="gan"``, ``loss="affdg"`` without ``denoiser`` or ``loss="affll"`` without
             ``density`` (or either path with another loss), ``diversity_weight`` with
-            ``noise_channels=0`` (and the checks of :class:`TrainConfig`).
+            ``noise_channels=0``, negative ``d_warmup`` or ``d_warmup`` without ``loss="gan"``
+            (and the checks of :class:`TrainConfig`).
 
     Example:
         >>> cfg = AffGANTrainConfig(data="data/celeba", out="runs/sr4", loss="mse", lr=5e-4)
@@ -85,6 +86,15 @@ class AffGANTrainConfig(TrainConfig):
     density: str | None = field(default=None, metadata=flag(
         "--loss affll: the VAE whose ELBO is log p (a prior folder or name, e.g. celeba-vae)",
         metavar="PATH"))
+    init_from: str | None = field(default=None, metadata=flag(
+        "start the generator (and its EMA) from the weights of this super-resolution model (a "
+        "prior folder or name, e.g. celeba-sr4-mse; same --factor, --kernel, --width, "
+        "--n-blocks, --noise-channels and image size); the discriminator starts fresh",
+        metavar="PATH"))
+    d_warmup: int = field(default=0, metadata=flag(
+        "--loss gan: train only the discriminator for the first N steps (the generator and "
+        "its EMA stay as they are), e.g. to fit a fresh discriminator to an --init-from "
+        "generator before it moves"))
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -94,7 +104,7 @@ class AffGANTrainConfig(TrainConfig):
             raise ValueError(f"--img-size must be divisible by --factor {self.factor}, "
                              f"got {self.img_size}")
         check_at_least(self, 0, "n_blocks", "noise_channels", "anneal_steps", "instance_noise",
-                       "r1_gamma", "diversity_weight")
+                       "r1_gamma", "diversity_weight", "d_warmup")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"--ema-decay must be in [0, 1), got {self.ema_decay}")
         try:
@@ -103,7 +113,7 @@ class AffGANTrainConfig(TrainConfig):
             raise ValueError(f"--diffaugment: {e}") from None
         if self.loss != "gan":
             for name, off in (("gan_loss", "ns"), ("spectral_norm", False), ("r1_gamma", 0.0),
-                              ("diffaugment", "")):
+                              ("diffaugment", ""), ("d_warmup", 0)):
                 if getattr(self, name) != off:
                     raise ValueError(f"--{name.replace('_', '-')} applies to --loss gan only, "
                                      f"not --loss {self.loss}")
