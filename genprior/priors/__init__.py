@@ -4,6 +4,7 @@ super-resolution generators; both are saved and loaded the same way (:func:`load
 
 from genprior.priors import (  # noqa: F401  (registers classes)
     autoencoder_kl,
+    blend,
     conditional,
     conv_vae,
     dcgan,
@@ -14,6 +15,7 @@ from genprior.priors import (  # noqa: F401  (registers classes)
     vae_mlp,
 )
 from genprior.priors.base import PRIORS, PretrainedMixin, Prior, register_prior
+from genprior.priors.blend import ConditionalBlend
 from genprior.priors.conditional_base import (
     CONDITIONAL_PRIORS,
     ConditionalPrior,
@@ -31,6 +33,7 @@ __all__ = [
     "CONDITIONAL_PRIORS",
     "HUB_PREFIX",
     "PRIORS",
+    "ConditionalBlend",
     "ConditionalPrior",
     "PretrainedMixin",
     "Prior",
