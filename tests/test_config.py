@@ -52,7 +52,7 @@ def test_registries_hold_exactly_the_shipped_classes():
                               "block_cs"}
     assert set(PRIORS) == {"MLPVAE", "DCGANGenerator", "ConvVAE", "LinearGenerator", "SpatialVAE",
                            "AutoencoderKLPrior", "SpatialGenerator"}
-    assert set(CONDITIONAL_PRIORS) == {"ConditionalSR", "Denoiser"}
+    assert set(CONDITIONAL_PRIORS) == {"ConditionalBlend", "ConditionalSR", "Denoiser"}
     assert OPERATORS["gaussian_cs"] is GaussianCS and PRIORS["ConvVAE"] is ConvVAE
     assert CONDITIONAL_PRIORS["ConditionalSR"] is ConditionalSR
 
