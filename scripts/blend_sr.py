@@ -38,8 +38,7 @@ def main(argv: list[str] | None = None) -> int:
         blend = ConditionalBlend.from_models(models, args.weights)
     except (TypeError, ValueError) as e:
         raise SystemExit(f"blend_sr.py: {e}") from None
-    blend.save_pretrained(args.out, training={"blend_of": list(args.models),
-                                              "weights": list(args.weights)})
+    blend.save_pretrained(args.out, training={"blend_of": list(args.models)})
     print(f"wrote {args.out}: {' + '.join(f'{w:g} {m}' for w, m in zip(args.weights, args.models))}")
     return 0
 

@@ -28,6 +28,7 @@ __all__ = [
     "OrthonormalRows",
     "SeededDraws",
     "load_operator",
+    "operator_signature",
     "register_operator",
 ]
 
@@ -35,6 +36,20 @@ __all__ = [
 OPERATORS: Registry[type[Operator]] = Registry("operator")
 
 _META_KEY = "genprior_operator"
+
+
+def operator_signature(A: object) -> dict[str, object]:
+    """What makes two operators the same map: the type name and the config without its noise
+    level (``{"type": name, **config}``), e.g. to check that a model meets the operator it
+    was trained for.
+
+    Example:
+        >>> from genprior.operators import Downsample
+        >>> operator_signature(Downsample((3, 8, 8), 2, noise_std=0.1))["type"]
+        'Downsample'
+    """
+    return {"type": type(A).__name__,
+            **{k: v for k, v in getattr(A, "config", {}).items() if k != "noise_std"}}
 
 
 def register_operator(cls: type[Operator]) -> type[Operator]:

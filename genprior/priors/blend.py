@@ -25,6 +25,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from genprior.operators.base import operator_signature
 from genprior.priors.conditional_base import (
     CONDITIONAL_PRIORS,
     ConditionalPrior,
@@ -111,9 +112,9 @@ class ConditionalBlend(ConditionalPrior):
                 raise ValueError(f"member {i} has noise shape {tuple(m.latent_shape)}, member 0 "
                                  f"has {tuple(first.latent_shape)}: they must agree beyond the "
                                  "first axis")
-            if _operator_spec(m) != _operator_spec(first):
-                raise ValueError(f"member {i} has operator {_operator_spec(m)}, member 0 has "
-                                 f"{_operator_spec(first)}")
+            ops = [operator_signature(getattr(x, "operator", None)) for x in (m, first)]
+            if ops[0] != ops[1]:
+                raise ValueError(f"member {i} has operator {ops[0]}, member 0 has {ops[1]}")
         self.img_shape = tuple(first.img_shape)
         self.meas_shape = tuple(first.meas_shape)
         self.split = [int(m.latent_shape[0]) for m in self.members]
@@ -142,16 +143,6 @@ class ConditionalBlend(ConditionalPrior):
         r""":math:`\sum_i w_i f_i(y, \epsilon_i)`, ``eps`` split along its first axis into the
         members' noises."""
         parts = torch.split(eps, self.split, dim=1)
-        x = None
-        for w, member, e in zip(self.weights, self.members, parts, strict=True):
-            term = w * member.generate(y, e)
-            x = term if x is None else x + term
-        return x
+        return sum(w * member.generate(y, e)
+                   for w, member, e in zip(self.weights, self.members, parts, strict=True))
 
-
-def _operator_spec(model: nn.Module) -> tuple[str, dict[str, Any]] | None:
-    """The type and configuration of a member's operator (``None`` without one)."""
-    op = getattr(model, "operator", None)
-    if op is None:
-        return None
-    return type(op).__name__, dict(getattr(op, "config", {}))

@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from genprior.operators.base import operator_signature
 from genprior.reconstruct._problem import check_measurements, measurement_error, operator_img_size
 from genprior.reconstruct.result import ReconstructionResult
 
@@ -134,10 +135,7 @@ def conditional(y: Tensor, A, model, *, generator: torch.Generator | None = None
     own = getattr(model, "operator", None)
     if own is None or not hasattr(own, "config") or not hasattr(A, "config"):
         raise TypeError("conditional reconstruction needs a conditional model with an operator")
-    mine = {"type": type(A).__name__,
-            **{k: v for k, v in A.config.items() if k != "noise_std"}}
-    theirs = {"type": type(own).__name__,
-              **{k: v for k, v in own.config.items() if k != "noise_std"}}
+    mine, theirs = operator_signature(A), operator_signature(own)
     if mine != theirs:
         raise ValueError(f"the model was trained for the operator {theirs}, got {mine}")
     y, _ = _prepare(y, A, None)

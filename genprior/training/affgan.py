@@ -85,7 +85,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from genprior._config import to_json
 from genprior._random import make_generator
 from genprior.priors.conditional import ConditionalSR, SRDiscriminator, init_weights_
 from genprior.priors.denoiser import Denoiser
@@ -150,7 +149,7 @@ def _init_from(run: TrainingRun, path: str, model: ConditionalSR) -> None:
     if not isinstance(source, ConditionalSR):
         raise TypeError(f"--init-from {path} holds a {type(source).__name__}, not a "
                         f"ConditionalSR")
-    theirs, ours = to_json(source.config, "config"), to_json(model.config, "config")
+    theirs, ours = source.config, model.config  # both JSON forms (tuples as lists)
     differ = [f"{k} {theirs.get(k)} (this run: {ours.get(k)})"
               for k in sorted(set(theirs) | set(ours)) if theirs.get(k) != ours.get(k)]
     if differ:
