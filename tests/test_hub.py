@@ -81,6 +81,49 @@ def test_hub_conditional_prior_loads_as_conditional(tmp_path, offline):
     assert not isinstance(model, Prior)
 
 
+def test_hub_blend_by_reference_loads_offline_without_weights(tmp_path, offline):
+    from genprior.priors import ConditionalBlend
+    from genprior.priors.conditional import ConditionalSR
+
+    names = []
+    for i, width in enumerate((8, 4)):
+        member = ConditionalSR(img_size=(3, 16, 16), width=width, n_blocks=1)
+        member.reset_parameters(generator=torch.Generator().manual_seed(i))
+        member.save_pretrained(tmp_path / f"m{i}")
+        names.append(str(tmp_path / f"m{i}"))
+    blend = ConditionalBlend(members=names, weights=[0.25, 0.75])
+    blend.save_pretrained(tmp_path / "blend")
+    cache = tmp_path / "hf"
+    snapshot = populate_hub_cache(cache, "someone/blend", tmp_path / "blend")
+    assert sorted(p.name for p in snapshot.iterdir()) == ["config.json"]
+
+    loaded = load_prior("hf://someone/blend", cache_dir=cache)
+    assert isinstance(loaded, ConditionalBlend) and loaded.config == blend.config
+    y = torch.rand(2, 3, 4, 4, generator=torch.Generator().manual_seed(1))
+    g = [torch.Generator().manual_seed(2) for _ in range(2)]
+    assert torch.equal(loaded.sample(y, 2, generator=g[0]), blend.sample(y, 2, generator=g[1]))
+    assert available_priors(cache_dir=cache)["hf://someone/blend"] == snapshot
+
+
+def test_hub_prior_without_its_weights_is_refused(tmp_path, tiny_linear, offline):
+    """Only a class that keeps its weights elsewhere may leave out model.safetensors."""
+    tiny_linear.save_pretrained(tmp_path / "saved")
+    (tmp_path / "saved" / "model.safetensors").unlink()
+    cache = tmp_path / "hf"
+    populate_hub_cache(cache, "someone/no-weights", tmp_path / "saved")
+    with pytest.raises(FileNotFoundError, match="'hf://someone/no-weights' has no "
+                                                "model.safetensors"):
+        load_prior("hf://someone/no-weights", cache_dir=cache)
+    assert "hf://someone/no-weights" not in available_priors(cache_dir=cache)
+
+
+def test_available_priors_lists_the_shipped_blends():
+    listed = available_priors()
+    for name in ("celeba-sr4-affgan-blend", "celeba-sr4-mse-affgan-blend"):
+        assert listed[name] == pretrained_dir() / name
+        assert type(load_prior(name)).__name__ == "ConditionalBlend"
+
+
 def test_available_priors_skips_cached_repos_that_are_not_priors(tmp_path):
     cache = tmp_path / "hf"
     other = tmp_path / "other"

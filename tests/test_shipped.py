@@ -10,6 +10,8 @@ from genprior.priors import available_priors, pretrained_dir
 SHIPPED = ["mnist-vae", "celeba-dcgan", "celeba-dcgan-plain", "celeba-vae", "celeba-sr4-affgan",
            "celeba-sr4-mse", "celeba-sr4-affgan-r1", "celeba-sr4-affgan-avg",
            "celeba-sr4-affgan-wide", "celeba-sr4-affgan-w96", "natural-vae"]
+#: blends that reference shipped members by name: config and card, no weights of their own
+SHIPPED_BLENDS = ["celeba-sr4-affgan-blend", "celeba-sr4-mse-affgan-blend"]
 
 
 @pytest.mark.parametrize("name", SHIPPED)
@@ -18,6 +20,12 @@ def test_shipped_prior_has_weights_config_and_card(name):
     folder = pretrained_dir() / name
     for f in ("config.json", "model.safetensors", "MODEL_CARD.md"):
         assert (folder / f).is_file(), f"{folder / f} is missing"
+
+
+@pytest.mark.parametrize("name", SHIPPED_BLENDS)
+def test_shipped_blend_has_config_and_card_and_no_weights(name):
+    folder = pretrained_dir() / name
+    assert sorted(p.name for p in folder.iterdir()) == ["MODEL_CARD.md", "config.json"]
 
 
 def test_mnist_vae_reconstructs_test_digits():
@@ -66,7 +74,7 @@ def test_natural_vae_reconstructs_held_out_natural_images_of_any_size():
         assert psnr(x_r, x_c, data_range=1.0).min() > 22
 
 
-SHIPPED_SR = [name for name in SHIPPED if name.startswith("celeba-sr4-")]
+SHIPPED_SR = [name for name in SHIPPED + SHIPPED_BLENDS if name.startswith("celeba-sr4-")]
 
 
 @pytest.mark.parametrize("name", SHIPPED_SR)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import os
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -82,20 +83,40 @@ class PretrainedMixin(ConfigMixin):
 
     A family base class (:class:`Prior`, :class:`~genprior.priors.conditional_base.ConditionalPrior`)
     sets ``registry``; ``config.json`` stores ``{"_class": key, "config": config, **extra}``
-    with ``key`` the class's registry key, and ``model.safetensors`` the ``state_dict``.
+    with ``key`` the class's registry key, and ``model.safetensors`` the ``state_dict`` (unless
+    :meth:`_weights_in_folder` says the weights live elsewhere).
     """
 
     #: the family's registry, set by the family base class
     registry: ClassVar[Registry]
 
+    @classmethod
+    def _weights_in_folder(cls, config: Mapping[str, Any]) -> bool:
+        """Whether a folder of this class built from ``config`` holds ``model.safetensors``.
+
+        True here. A class whose weights live elsewhere (a
+        :class:`~genprior.priors.blend.ConditionalBlend` that loads its members by name)
+        returns False for such a config: :meth:`save_pretrained` then writes ``config.json``
+        only, and :meth:`from_pretrained` reads no weights.
+        """
+        return True
+
     def save_pretrained(self, directory: str | os.PathLike, **extra: Any) -> None:
         """Write ``config.json`` (class name + constructor args + ``extra``) and
-        ``model.safetensors`` into ``directory`` (both atomically)."""
+        ``model.safetensors`` into ``directory`` (both atomically).
+
+        A model whose weights live elsewhere (see :meth:`_weights_in_folder`) writes
+        ``config.json`` only, and removes a ``model.safetensors`` left by an earlier save.
+        """
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        save_tensors(directory / WEIGHTS_NAME, self.state_dict())
+        config = self.config
+        if type(self)._weights_in_folder(config):
+            save_tensors(directory / WEIGHTS_NAME, self.state_dict())
+        else:
+            (directory / WEIGHTS_NAME).unlink(missing_ok=True)
         save_config(directory / CONFIG_NAME, {"_class": Registry.key(type(self)),
-                                               "config": self.config, **extra})
+                                               "config": config, **extra})
 
     @classmethod
     def from_pretrained(
@@ -107,22 +128,25 @@ class PretrainedMixin(ConfigMixin):
         subclass it also checks that the stored class matches.
 
         Raises:
-            FileNotFoundError: naming the missing ``config.json`` or ``model.safetensors``.
+            FileNotFoundError: naming the missing ``config.json`` or ``model.safetensors`` (the
+                latter only for a class that keeps its weights in the folder).
             ValueError: unknown class, class mismatch, or weights of another architecture.
         """
         directory = Path(directory)
         meta = load_config(directory / CONFIG_NAME)
         name = meta.get("_class")
         klass = cls._class_to_load(name, directory)
-        model = klass.from_config(meta.get("config", {}))
-        state = load_tensors(directory / WEIGHTS_NAME)
-        try:
-            model.load_state_dict(state, strict=True)
-        except RuntimeError as e:
-            raise ValueError(
-                f"{directory / WEIGHTS_NAME} does not match the architecture in "
-                f"{directory / CONFIG_NAME} ({name}): {e}"
-            ) from e
+        config = meta.get("config", {})
+        model = klass.from_config(config)
+        if klass._weights_in_folder(config):
+            state = load_tensors(directory / WEIGHTS_NAME)
+            try:
+                model.load_state_dict(state, strict=True)
+            except RuntimeError as e:
+                raise ValueError(
+                    f"{directory / WEIGHTS_NAME} does not match the architecture in "
+                    f"{directory / CONFIG_NAME} ({name}): {e}"
+                ) from e
         return model.to(device).eval()
 
     @classmethod

@@ -14,17 +14,24 @@ perception-distortion trade-off at sampling time, as ESRGAN's network interpolat
 (Wang et al. 2018), but on outputs, so the members may have different widths. Each member gets
 its own noise: the blend's :math:`\epsilon` is the members' noises concatenated along the first
 (channel) axis.
+
+A blend either embeds its members (their weights saved in its own ``model.safetensors``) or
+references them by prior name (``"celeba-sr4-mse"``, a folder, ``"hf://owner/repo"``): then its
+folder holds ``config.json`` only and loading it loads the members by name, so shipping a blend
+of shipped models costs no weights.
 """
 
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
+from genprior._serialization import CONFIG_NAME, load_config
 from genprior.operators.base import operator_signature
 from genprior.priors.conditional_base import (
     CONDITIONAL_PRIORS,
@@ -33,6 +40,42 @@ from genprior.priors.conditional_base import (
 )
 
 __all__ = ["ConditionalBlend"]
+
+
+def _is_name(member: Any) -> bool:
+    """Whether ``member`` is a prior name (what :func:`genprior.load_prior` takes)."""
+    return isinstance(member, str | os.PathLike)
+
+
+def _by_reference(members: Any) -> bool:
+    """Whether a blend config's ``members`` are prior names (not specs)."""
+    return isinstance(members, list | tuple) and bool(members) and all(map(_is_name, members))
+
+
+def _load_member(name: str) -> ConditionalPrior:
+    """The conditional prior named ``name``, loaded with :func:`genprior.load_prior`.
+
+    A blend is refused from its ``config.json``, before anything is loaded, so that blends
+    naming each other cannot recurse.
+
+    Raises:
+        ValueError: ``name`` holds a blend.
+        TypeError: ``name`` holds an unconditional prior.
+        FileNotFoundError: from :func:`genprior.load_prior`, for an unknown name.
+    """
+    # imported here, not at the top: genprior.priors imports this module before hub
+    from genprior.priors.hub import load_prior, prior_folder
+
+    folder = prior_folder(name)
+    stored = load_config(folder / CONFIG_NAME).get("_class")
+    if (isinstance(stored, str) and stored in CONDITIONAL_PRIORS
+            and issubclass(CONDITIONAL_PRIORS[stored], ConditionalBlend)):
+        raise ValueError(f"member {name!r} is itself a ConditionalBlend; nest blends by listing "
+                         "their members")
+    model = load_prior(folder)
+    if not isinstance(model, ConditionalPrior):
+        raise TypeError(f"member {name!r} is a {type(model).__name__}, not a conditional prior")
+    return model
 
 
 def _member_spec(member: Any) -> dict[str, Any]:
@@ -50,14 +93,24 @@ class ConditionalBlend(ConditionalPrior):
     r"""The conditional prior :math:`x = \sum_i w_i f_i(y, \epsilon_i)` of range-constrained
     members :math:`f_i` sharing one operator, weights summing to 1.
 
-    Build it from trained models with :meth:`from_models` (which copies their weights);
-    ``save_pretrained`` writes every member's weights into one file, so a saved blend loads on
-    its own (``genprior.load_prior``).
+    Two ways to hold the members:
+
+    - **by reference**: ``ConditionalBlend(members=["celeba-sr4-mse", ...], weights=...)``
+      loads each named member with :func:`genprior.load_prior` and stores the names as given;
+      ``save_pretrained`` writes ``config.json`` only, and loading the folder loads the members
+      by name again (names resolve as :func:`~genprior.load_prior` resolves them: a relative
+      folder from the working directory; ``hf://`` members from the default Hugging Face
+      cache). Changes made to the members' weights after loading are not saved. Built in eval
+      mode, like a loaded prior.
+    - **embedded**: :meth:`from_models` copies trained models' weights, and ``save_pretrained``
+      writes them all into the blend's own ``model.safetensors``; the folder loads on its own.
 
     Args:
-        members: each member as ``{"_class": name, "config": config}`` (a conditional prior's
-            registry name and constructor arguments), or as a model (its weights are *not*
-            copied; use :meth:`from_models`).
+        members: all prior names (``str`` or path: a shipped name, a folder,
+            ``"hf://owner/repo[@rev]"``), each a conditional prior that is not itself a blend;
+            or all embedded: each as ``{"_class": name, "config": config}`` (a conditional
+            prior's registry name and constructor arguments), or as a model (its weights are
+            *not* copied; use :meth:`from_models`).
         weights: one weight per member; they must sum to 1 (to within 1e-6) so that every
             output stays consistent with ``y``. Weights outside [0, 1] extrapolate.
 
@@ -70,8 +123,11 @@ class ConditionalBlend(ConditionalPrior):
     Raises:
         ValueError: fewer than two members, one weight per member missing, weights not summing
             to 1 or not finite, members with different image, measurement or noise shapes
-            (beyond the first axis), or with different operators.
-        TypeError: a member that is neither a conditional prior nor a spec.
+            (beyond the first axis), or with different operators; names mixed with embedded
+            members; a name holding a blend.
+        TypeError: a member that is neither a name, a conditional prior nor a spec; a name
+            holding an unconditional prior.
+        FileNotFoundError: a name that :func:`genprior.load_prior` cannot find.
 
     Example:
         >>> import torch
@@ -86,22 +142,41 @@ class ConditionalBlend(ConditionalPrior):
         (torch.Size([3, 2, 3, 16, 16]), (16, 4, 4))
         >>> bool((blend.operator.A(x[0]) - y).abs().max() < 1e-5)
         True
+
+        By reference to shipped models (as the shipped blends are built):
+
+        >>> ref = ConditionalBlend(members=["celeba-sr4-mse", "celeba-sr4-affgan-w96"],
+        ...                        weights=[0.7, 0.3])
+        >>> ref.config["members"], ref.latent_shape, ref.training
+        (['celeba-sr4-mse', 'celeba-sr4-affgan-w96'], (16, 16, 16), False)
     """
 
     def __init__(self, *, members: Sequence[Any], weights: Sequence[float]) -> None:
-        specs = [_member_spec(m) for m in members]
+        members = list(members)
+        by_reference = _by_reference(members)
+        if not by_reference and any(map(_is_name, members)):
+            raise ValueError("members must be all prior names (a blend by reference) or all "
+                             "models / specs (embedded), not a mix: got "
+                             f"{[type(m).__name__ for m in members]}")
+        if by_reference:
+            stored: list[Any] = [os.fspath(m) for m in members]
+        else:
+            stored = [_member_spec(m) for m in members]
         weights = [float(w) for w in weights]
-        if len(specs) < 2:
-            raise ValueError(f"a blend needs at least two members, got {len(specs)}")
-        if len(weights) != len(specs):
-            raise ValueError(f"need one weight per member: {len(specs)} members, "
+        if len(stored) < 2:
+            raise ValueError(f"a blend needs at least two members, got {len(stored)}")
+        if len(weights) != len(stored):
+            raise ValueError(f"need one weight per member: {len(stored)} members, "
                              f"{len(weights)} weights")
         if not all(math.isfinite(w) for w in weights) or abs(sum(weights) - 1.0) > 1e-6:
             raise ValueError(f"weights must be finite and sum to 1 (so that A x = y), got "
                              f"{weights} (sum {sum(weights):g})")
         super().__init__()
-        self.members = nn.ModuleList(CONDITIONAL_PRIORS[s["_class"]].from_config(s["config"])
-                                     for s in specs)
+        if by_reference:
+            self.members = nn.ModuleList(map(_load_member, stored))
+        else:
+            self.members = nn.ModuleList(
+                CONDITIONAL_PRIORS[s["_class"]].from_config(s["config"]) for s in stored)
         first = self.members[0]
         for i, m in enumerate(self.members[1:], 1):
             for name in ("img_shape", "meas_shape"):
@@ -120,7 +195,14 @@ class ConditionalBlend(ConditionalPrior):
         self.split = [int(m.latent_shape[0]) for m in self.members]
         self.latent_shape = (sum(self.split), *first.latent_shape[1:])
         self.weights = tuple(weights)
-        self.register_to_config(members=specs, weights=weights)
+        self.register_to_config(members=stored, weights=weights)
+        if by_reference:
+            self.eval()
+
+    @classmethod
+    def _weights_in_folder(cls, config: Mapping[str, Any]) -> bool:
+        """False for a blend by reference: its members' weights live in their own folders."""
+        return not _by_reference(config.get("members"))
 
     @classmethod
     def from_models(cls, models: Sequence[ConditionalPrior],

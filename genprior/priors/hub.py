@@ -3,7 +3,9 @@
 
 A name is one of
 
-- a folder holding ``config.json`` + ``model.safetensors`` (what ``save_pretrained`` writes);
+- a folder holding ``config.json`` + ``model.safetensors`` (what ``save_pretrained`` writes;
+  ``config.json`` alone for a :class:`~genprior.priors.blend.ConditionalBlend` that references
+  its members by name);
 - a shipped prior (``"mnist-vae"``), read from :func:`pretrained_dir`: the wheel carries the
   priors as package data in ``genprior/pretrained/<name>/``, a source checkout reads the
   repository's ``pretrained/<name>/``;
@@ -15,7 +17,9 @@ A name is one of
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -30,6 +34,7 @@ __all__ = [
     "hub_offline",
     "load_prior",
     "pretrained_dir",
+    "prior_folder",
 ]
 
 #: prefix of a Hugging Face Hub prior name: ``"hf://owner/repo[@revision]"``
@@ -71,14 +76,30 @@ def hub_cache_dir(cache_dir: str | os.PathLike | None = None) -> Path:
     return Path(constants.HF_HUB_CACHE)
 
 
+def _needs_weights(meta: Mapping[str, Any]) -> bool:
+    """Whether a prior folder whose ``config.json`` holds ``meta`` must hold
+    ``model.safetensors``: yes, unless its class keeps the weights elsewhere (a blend that
+    references its members by name)."""
+    name, config = meta.get("_class"), meta.get("config", {})
+    if not isinstance(name, str) or not isinstance(config, Mapping):
+        return True
+    for registry in (PRIORS, CONDITIONAL_PRIORS):
+        if name in registry:
+            return registry[name]._weights_in_folder(config)
+    return True
+
+
 def _is_prior_folder(folder: Path) -> bool:
-    if not (folder / CONFIG_NAME).is_file() or not (folder / WEIGHTS_NAME).is_file():
+    if not (folder / CONFIG_NAME).is_file():
         return False
     try:
-        name = load_config(folder / CONFIG_NAME).get("_class")
+        meta = load_config(folder / CONFIG_NAME)
     except (OSError, ValueError):
         return False
-    return name in PRIORS or name in CONDITIONAL_PRIORS
+    name = meta.get("_class")
+    if not isinstance(name, str) or not (name in PRIORS or name in CONDITIONAL_PRIORS):
+        return False
+    return (folder / WEIGHTS_NAME).is_file() or not _needs_weights(meta)
 
 
 def _cached_hub_priors(cache: Path) -> dict[str, Path]:
@@ -141,11 +162,14 @@ def _hub_folder(name: str, cache_dir: str | os.PathLike | None) -> Path:
             f"({how}); fetch it once online, e.g. `huggingface-cli download {repo_id}`"
         ) from e
     folder = Path(folder)
-    for file in (CONFIG_NAME, WEIGHTS_NAME):
-        if not (folder / file).is_file():
-            raise FileNotFoundError(f"hub prior {name!r} has no {file} (looked in {folder}); a "
-                                    f"prior repository holds {CONFIG_NAME} + {WEIGHTS_NAME}")
-    return folder
+    if not (folder / CONFIG_NAME).is_file():
+        missing = CONFIG_NAME
+    elif not (folder / WEIGHTS_NAME).is_file() and _needs_weights(load_config(folder / CONFIG_NAME)):
+        missing = WEIGHTS_NAME
+    else:
+        return folder
+    raise FileNotFoundError(f"hub prior {name!r} has no {missing} (looked in {folder}); a "
+                            f"prior repository holds {CONFIG_NAME} + {WEIGHTS_NAME}")
 
 
 def _load(directory: Path, device: torch.device | str) -> Prior | ConditionalPrior:
@@ -163,7 +187,8 @@ def load_prior(
     """Load a prior from a folder, by shipped name, or from the Hugging Face Hub. No pickle.
 
     Args:
-        name_or_path: a folder holding ``config.json`` + ``model.safetensors``; a shipped
+        name_or_path: a folder holding ``config.json`` + ``model.safetensors`` (or only
+            ``config.json``, for a blend that references its members by name); a shipped
             name (``"mnist-vae"``, see :func:`available_priors`); or ``"hf://owner/repo"``
             (optionally ``@revision``), fetched into the Hugging Face cache by
             ``huggingface_hub`` unless ``HF_HUB_OFFLINE`` is set, when the cache must hold it.
@@ -184,15 +209,31 @@ def load_prior(
         (1, 28, 28)
         >>> load_prior("hf://owner/repo")  # downloaded once, then from the cache  # doctest: +SKIP
     """
+    return _load(prior_folder(name_or_path, cache_dir=cache_dir), device)
+
+
+def prior_folder(
+    name_or_path: str | os.PathLike, *, cache_dir: str | os.PathLike | None = None
+) -> Path:
+    """The folder :func:`load_prior` loads ``name_or_path`` from (a ``hf://`` name is
+    downloaded into the cache first, unless ``HF_HUB_OFFLINE`` is set).
+
+    Raises:
+        FileNotFoundError: as :func:`load_prior`.
+
+    Example:
+        >>> prior_folder("mnist-vae") == pretrained_dir() / "mnist-vae"
+        True
+    """
     text = os.fspath(name_or_path)
     if isinstance(text, str) and text.startswith(HUB_PREFIX):
-        return _load(_hub_folder(text, cache_dir), device)
+        return _hub_folder(text, cache_dir)
     path = Path(name_or_path)
     if path.is_dir():
-        return _load(path, device)
+        return path
     candidate = pretrained_dir() / str(name_or_path)
     if candidate.is_dir():
-        return _load(candidate, device)
+        return candidate
     raise FileNotFoundError(
         f"no prior folder or shipped prior named {str(name_or_path)!r} "
         f"(looked in {path.resolve()} and {candidate}); shipped: "
