@@ -154,10 +154,11 @@ class DCGANGenerator(Prior):
 
 
 class DCGANDiscriminator(ConfigMixin, nn.Module):
-    r"""DCGAN discriminator returning one logit per image.
+    r"""DCGAN discriminator returning one logit per image (or ``out_features`` numbers: the
+    same network as an encoder).
 
     Stride-2 Conv(4, 2, 1)-[BatchNorm]-LeakyReLU(0.2) stages down to ``base x base``, then a
-    ``base x base`` convolution to one logit. Images in [0, 1] are mapped to [-1, 1] inside.
+    ``base x base`` convolution to one logit (``out_features`` outputs). Images in [0, 1] are mapped to [-1, 1] inside.
     Not a :class:`Prior`; its constructor arguments are captured in ``self.config`` for
     checkpoints (see :class:`~genprior._config.ConfigMixin`).
 
@@ -168,16 +169,23 @@ class DCGANDiscriminator(ConfigMixin, nn.Module):
         spectral_norm: wrap every convolution in spectral normalisation (Miyato et al. 2018).
         batch_norm: BatchNorm after the inner convolutions; ``None`` means
             ``not spectral_norm`` (the usual choice for each variant).
+        out_features: outputs per image; 1 (a discriminator) returns them as ``(B,)``.
 
     Shape:
         - x: ``(B, nc, img_size, img_size)`` in [0, 1]
-        - output: ``(B,)`` logits
+        - output: ``(B,)`` logits, or ``(B, out_features)`` when ``out_features > 1``
 
     Example:
         >>> D = DCGANDiscriminator(ndf=4, nc=1, img_size=28)
+        >>> D.config
+        {'ndf': 4, 'nc': 1, 'img_size': 28, 'spectral_norm': False, 'batch_norm': True}
         >>> D(torch.rand(2, 1, 28, 28)).shape
         torch.Size([2])
+        >>> DCGANDiscriminator(ndf=4, nc=1, img_size=28, out_features=6)(torch.rand(2, 1, 28, 28)).shape
+        torch.Size([2, 6])
     """
+
+    config_ignore = ("out_features",)
 
     def __init__(
         self,
@@ -187,8 +195,13 @@ class DCGANDiscriminator(ConfigMixin, nn.Module):
         *,
         spectral_norm: bool = False,
         batch_norm: bool | None = None,
+        out_features: int = 1,
     ) -> None:
         super().__init__()
+        if out_features < 1:
+            raise ValueError(f"out_features must be at least 1, got {out_features}")
+        if out_features != 1:  # recorded only when used, so that older configs stay equal
+            self.register_to_config(out_features=int(out_features))
         if batch_norm is None:
             batch_norm = not spectral_norm
         self.register_to_config(spectral_norm=bool(spectral_norm), batch_norm=bool(batch_norm))
@@ -207,15 +220,17 @@ class DCGANDiscriminator(ConfigMixin, nn.Module):
                 layers.append(nn.BatchNorm2d(width * 2))
             layers.append(nn.LeakyReLU(0.2, inplace=True))
             width *= 2
-        layers.append(conv(width, 1, base, 1, 0))
+        layers.append(conv(width, out_features, base, 1, 0))
         self.net = nn.Sequential(*layers)
+        self.out_features = int(out_features)
 
     def forward(self, x: Tensor) -> Tensor:
         """Logits :math:`D(x)` (real > 0 after training).
 
         Shape:
             - x: ``(B, nc, img_size, img_size)`` in [0, 1]
-            - output: ``(B,)``
+            - output: ``(B,)``, or ``(B, out_features)`` when ``out_features > 1``
         """
         check_shape(x, "x", "B {} {} {}".format(*self.img_shape))
-        return self.net(2 * x - 1).reshape(x.shape[0])
+        out = self.net(2 * x - 1).reshape(x.shape[0], self.out_features)
+        return out[:, 0] if self.out_features == 1 else out

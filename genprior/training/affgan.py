@@ -141,22 +141,6 @@ def _sr_model(config: AffGANTrainConfig, img_shape: tuple[int, int, int]) -> Con
     return model
 
 
-def _init_from(run: TrainingRun, path: str, model: ConditionalSR) -> None:
-    """Copy the network weights of the super-resolution model ``path`` into ``model``, refusing
-    a model of another class or network (loaded by :meth:`TrainingRun.init`, so that loading
-    it leaves the global RNG alone)."""
-    source = run.init(lambda: load_prior(path))
-    if not isinstance(source, ConditionalSR):
-        raise TypeError(f"--init-from {path} holds a {type(source).__name__}, not a "
-                        f"ConditionalSR")
-    theirs, ours = source.config, model.config  # both JSON forms (tuples as lists)
-    differ = [f"{k} {theirs.get(k)} (this run: {ours.get(k)})"
-              for k in sorted(set(theirs) | set(ours)) if theirs.get(k) != ours.get(k)]
-    if differ:
-        raise ValueError(f"--init-from {path} has another network: {'; '.join(differ)}")
-    model.net.load_state_dict(source.net.state_dict())
-
-
 def _ns_discriminator_loss(real_logits: Tensor, fake_logits: Tensor) -> Tensor:
     """The non-saturating D loss in the softplus form AffGAN always used (bit for bit; the
     BCE of :func:`~genprior.training.adversarial.discriminator_loss` rounds differently)."""
@@ -253,7 +237,7 @@ def train_affgan(config: AffGANTrainConfig) -> TrainResult:
             density = _frozen(run, "density", config.density, VAEPrior, img_shape)
         model = run.init(lambda: _sr_model(config, img_shape))
         if config.init_from is not None:
-            _init_from(run, config.init_from, model)
+            run.init_from("--init-from", config.init_from, model, ConditionalSR)
         ema = EMA(model, decay=config.ema_decay)
         generator = run.wrap(model)
         opt_g = torch.optim.Adam(model.parameters(), lr=config.lr,

@@ -20,6 +20,21 @@ applied every ``--r1-every`` steps with weight multiplied by that interval; Mesc
 lazy as in StyleGAN2). Their randomness comes from the run's checkpointed noise generator, so
 ``--resume`` stays exact.
 
+Fine-tuning and range coverage, also off by default: ``--init-from PATH`` starts the generator
+(and its EMA) from a trained prior of the same network, ``--d-warmup N`` trains only the fresh
+discriminator (and the encoder, if any) for the first N steps, and ``--recon-weight w`` adds the
+VAE-GAN latent-recovery term (Larsen et al. 2016): an encoder :math:`E` (the DCGAN
+discriminator's network with :math:`2 n_z` outputs, mean and log-variance of
+:math:`q(z \mid x)`) is trained with :math:`G` to minimise
+
+.. math::
+    \frac{w}{P} \Big( \frac{\|x - G(z)\|^2}{2 s^2}
+    + \mathrm{KL}\big(q(z \mid x) \,\|\, \mathcal N(0, I)\big) \Big),
+    \qquad z \sim q(z \mid x),
+
+per training image (:math:`P` pixels, :math:`s` = ``--recon-sigma`` on [0, 1]), so that training
+images stay in :math:`G`'s range, which CSGM searches, while :math:`z` stays standard normal.
+
 Example:
     genprior train gan --arch dcgan --data ../shared/data/celeba --train-range 1:8000 \
         --img-size 64 --crop 54 --ngf 32 --ndf 32 --out runs/celeba-dcgan
@@ -32,10 +47,11 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from genprior._flags import flag
 from genprior._random import make_generator, randn
+from genprior.priors.vae_mlp import gaussian_kl, reparameterize
 from genprior.training.adversarial import (
     add_instance_noise,
     discriminator_loss,
@@ -58,8 +74,18 @@ from genprior.training.run import TrainingRun, TrainResult
 
 HELP = "train a DCGAN prior (non-saturating or hinge loss, generator EMA)"
 
-__all__ = ["HELP", "GANTrainConfig", "add_arguments", "build_gan", "discriminator_loss",
-           "generator_loss", "main", "train_gan"]
+__all__ = [
+    "HELP",
+    "GANTrainConfig",
+    "add_arguments",
+    "build_encoder",
+    "build_gan",
+    "discriminator_loss",
+    "generator_loss",
+    "latent_recovery_loss",
+    "main",
+    "train_gan",
+]
 
 
 @dataclass(kw_only=True)
@@ -70,7 +96,9 @@ class GANTrainConfig(TrainConfig):
 
     Raises:
         ValueError: ``label_smoothing`` outside (0, 1], ``ema_decay`` outside [0, 1), negative
-            or non-finite ``instance_noise`` or ``r1_gamma``, ``r1_every`` not positive, an
+            or non-finite ``instance_noise``, ``r1_gamma``, ``d_warmup`` or ``recon_weight``,
+            ``r1_every`` or ``recon_sigma`` not positive, ``recon_weight`` with
+            ``arch="spatial"``, an
             unknown ``diffaugment`` policy (named), ``label_smoothing`` set to anything but its
             default or 1.0 with ``loss="hinge"`` (the hinge loss has no targets), and the checks
             of :class:`TrainConfig`.
@@ -113,6 +141,18 @@ class GANTrainConfig(TrainConfig):
         "as D sees them (0: off; not under torchrun)"))
     r1_every: int = field(default=1, metadata=flag(
         "apply R1 every N steps, its weight multiplied by N (lazy regularisation)"))
+    init_from: str | None = field(default=None, metadata=flag(
+        "start the generator (and its EMA) from this trained prior (a folder or name, e.g. "
+        "celeba-dcgan-plain; same --arch network, --nz, --ngf and image size); the "
+        "discriminator starts fresh", metavar="PATH"))
+    d_warmup: int = field(default=0, metadata=flag(
+        "train only the discriminator (and the --recon-weight encoder) for the first N steps; "
+        "the generator's weights and its EMA stay as they are"))
+    recon_weight: float = field(default=0.0, metadata=flag(
+        "weight w of the VAE-GAN latent-recovery term: an encoder trained with G on "
+        "w (||x - G(z)||^2 / (2 s^2) + KL(q(z|x) || N(0, I))) / pixels (0: off; --arch dcgan)"))
+    recon_sigma: float = field(default=0.1, metadata=flag(
+        "s of the latent-recovery term: the likelihood's std on [0, 1] images"))
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -121,8 +161,12 @@ class GANTrainConfig(TrainConfig):
             raise ValueError(f"--label-smoothing must be in (0, 1], got {self.label_smoothing}")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"--ema-decay must be in [0, 1), got {self.ema_decay}")
-        check_at_least(self, 0, "instance_noise", "instance_noise_steps", "r1_gamma")
-        check_positive_flags(self, "r1_every")
+        check_at_least(self, 0, "instance_noise", "instance_noise_steps", "r1_gamma",
+                       "d_warmup", "recon_weight")
+        check_positive_flags(self, "r1_every", "recon_sigma")
+        if self.recon_weight and self.arch != "dcgan":
+            raise ValueError(f"--recon-weight needs --arch dcgan (its encoder is the DCGAN "
+                             f"discriminator's network), got --arch {self.arch}")
         try:
             parse_policy(self.diffaugment)
         except ValueError as e:
@@ -160,6 +204,55 @@ def build_gan(config: GANTrainConfig, img_shape: tuple[int, int, int]):
                         generator=init))
 
 
+def build_encoder(config: GANTrainConfig, img_shape: tuple[int, int, int]):
+    r"""The encoder of the latent-recovery term: the DCGAN discriminator's network (``ndf``
+    wide) with ``2 nz`` outputs, the mean and log-variance of :math:`q(z \mid x)`, initialised
+    from ``config.seed + 1`` (so that adding it leaves G and D as they were)."""
+    from genprior.priors.dcgan import DCGANDiscriminator, dcgan_init_
+
+    nc, h, _ = img_shape
+    return dcgan_init_(DCGANDiscriminator(ndf=config.ndf, nc=nc, img_size=h,
+                                          out_features=2 * config.nz),
+                       generator=make_generator(config.seed + 1))
+
+
+def latent_recovery_loss(E: nn.Module, G: nn.Module, x: Tensor, *, sigma: float,
+                         generator: torch.Generator | None = None
+                         ) -> tuple[Tensor, dict[str, float]]:
+    r"""The unweighted latent-recovery term of ``--recon-weight``: the negative ELBO of
+    :math:`x` under :math:`G` with Gaussian likelihood of std ``sigma``, per pixel,
+
+    .. math::
+        \frac1P \Big( \frac{\|x - G(z)\|^2}{2\sigma^2}
+        + \mathrm{KL}\big(\mathcal N(\mu, e^{\mathrm{logvar}}) \,\|\, \mathcal N(0, I)\big) \Big),
+        \qquad z = \mu + e^{\mathrm{logvar}/2} \varepsilon,
+
+    averaged over the batch (without the constant of the likelihood), with
+    :math:`(\mu, \mathrm{logvar})` the two halves of :math:`E(x)`.
+
+    Args:
+        E: the encoder, ``2 nz`` outputs per image.
+        G: the generator (its ``forward`` maps ``(B, nz)`` latents to images in [0, 1]).
+        x: training images.
+        sigma: the likelihood's std on [0, 1].
+        generator: draws :math:`\varepsilon`.
+
+    Returns:
+        the term, and its log: ``recon`` (mean squared error per pixel) and ``kl`` (per image).
+
+    Shape:
+        - x: ``(B, C, H, W)`` in [0, 1]
+        - output: a scalar
+    """
+    mu, logvar = E(x).to(x.dtype).chunk(2, dim=1)
+    z = reparameterize(mu, logvar, generator=generator)
+    sq = (G(z) - x).pow(2).reshape(x.shape[0], -1).sum(1)
+    kl = gaussian_kl(mu, logvar)
+    n_pixels = x[0].numel()
+    term = (sq / (2 * sigma ** 2) + kl).mean() / n_pixels
+    return term, {"recon": float(sq.detach().mean()) / n_pixels, "kl": float(kl.detach().mean())}
+
+
 def train_gan(config: GANTrainConfig) -> TrainResult:
     r"""Train a GAN (non-saturating or hinge loss, generator EMA), as ``genprior train gan``
     does.
@@ -171,7 +264,9 @@ def train_gan(config: GANTrainConfig) -> TrainResult:
     ``log.csv`` has the columns ``loss_d`` (without R1), ``loss_g``, ``d_real``, ``d_fake`` (mean
     sigmoid of D's logits) and ``sigma`` (instance noise), plus ``r1`` (the unweighted
     :math:`\mathbb E\|\nabla_x D(x)\|^2`, 0 on the steps that lazy regularisation skips) when
-    ``r1_gamma > 0``.
+    ``r1_gamma > 0``, and ``recon`` (the per-pixel squared error of :math:`G(z)`,
+    :math:`z \sim q(z \mid x)`, on [0, 1]) and ``kl`` (per image) when ``recon_weight > 0``;
+    ``loss_g`` is the adversarial term alone. The encoder is saved in the checkpoint only.
 
     Returns:
         ``model``: the EMA generator of ``out/final``.
@@ -179,10 +274,19 @@ def train_gan(config: GANTrainConfig) -> TrainResult:
     with TrainingRun(config) as run:
         x = run.images()
         G, D = run.init(lambda: build_gan(config, tuple(x.shape[1:])))
+        if config.init_from is not None:
+            run.init_from("--init-from", config.init_from, G, type(G))
         ema = EMA(G, config.ema_decay)
         G_train, D_train = run.wrap(G), run.wrap(D)
         opt_g = torch.optim.Adam(G.parameters(), lr=config.lr, betas=(0.5, 0.999))
         opt_d = torch.optim.Adam(D.parameters(), lr=config.lr, betas=(0.5, 0.999))
+        modules = {"G": G, "D": D, "G_ema": ema.module}
+        optimizers = {"G": opt_g, "D": opt_d}
+        if config.recon_weight:
+            E = run.init(lambda: build_encoder(config, tuple(x.shape[1:])))
+            E_train = run.wrap(E)
+            opt_e = torch.optim.Adam(E.parameters(), lr=config.lr, betas=(0.5, 0.999))
+            modules["E"], optimizers["E"] = E, opt_e
         precision, noise = run.precision, run.noise
         z_fixed = G.sample_latent(64, generator=make_generator(config.seed))
         run.make_loader(x)
@@ -206,12 +310,14 @@ def train_gan(config: GANTrainConfig) -> TrainResult:
         def step(x: Tensor, state: TrainState) -> dict[str, float]:
             G.train()
             D.train()
+            warmup = state.step < config.d_warmup
             sigma = instance_noise_std(state.step, start=config.instance_noise,
                                        anneal_steps=anneal)
             z = randn((x.shape[0], *G.latent_shape), generator=noise, device=x.device,
                       dtype=x.dtype)
             with precision.autocast():
-                fake = G_train(z)
+                with torch.set_grad_enabled(not warmup):
+                    fake = G_train(z)
                 real_in = seen(x, sigma)
                 real_logits = D_train(real_in)
                 fake_logits = D_train(seen(fake.detach(), sigma))
@@ -220,17 +326,29 @@ def train_gan(config: GANTrainConfig) -> TrainResult:
             if r1_weight and state.step % config.r1_every == 0:
                 r1 = r1_penalty(D, real_in)  # in fp32, outside autocast
             precision.step(loss_d if r1 is None else loss_d + r1_weight * r1, opt_d)
-            with precision.autocast():
+            with precision.autocast(), torch.set_grad_enabled(not warmup):
                 loss_g = g_loss(D_train(seen(fake, sigma)))
-            precision.step(loss_g, opt_g)
-            ema.update(G)
+            extra: dict[str, float] = {}
+            if config.recon_weight:
+                with precision.autocast():
+                    term, extra = latent_recovery_loss(E_train, G_train, x,
+                                                       sigma=config.recon_sigma, generator=noise)
+                term = config.recon_weight * term
+                if warmup:  # G's gradients are cleared before its first step
+                    precision.step(term, opt_e)
+                else:
+                    precision.step(loss_g + term, opt_g, opt_e)
+            elif not warmup:
+                precision.step(loss_g, opt_g)
+            if not warmup:
+                ema.update(G)
             logs = {"loss_d": float(loss_d.detach()), "loss_g": float(loss_g.detach()),
                     "d_real": float(torch.sigmoid(real_logits.detach().float()).mean()),
                     "d_fake": float(torch.sigmoid(fake_logits.detach().float()).mean()),
                     "sigma": sigma}
             if r1_weight:
                 logs["r1"] = 0.0 if r1 is None else float(r1.detach())
-            return logs
+            return {**logs, **extra}
 
         @torch.no_grad()
         def sample() -> Tensor:
@@ -240,15 +358,15 @@ def train_gan(config: GANTrainConfig) -> TrainResult:
         # so that runs without them keep their records (and resume old checkpoints)
         recipe = _recipe_record(config, policy)
         label_smoothing = config.label_smoothing if config.loss == "ns" else None
-        state = run.fit(step, modules={"G": G, "D": D, "G_ema": ema.module},
-                        optimizers={"G": opt_g, "D": opt_d},
+        state = run.fit(step, modules=modules, optimizers=optimizers,
                         config={"kind": "gan", "arch": config.arch, "generator": G.config,
                                 "discriminator": D.config, "ema_decay": config.ema_decay,
                                 "label_smoothing": label_smoothing,
                                 "instance_noise": config.instance_noise,
                                 "instance_noise_steps": anneal, **recipe},
                         loss_names=["loss_d", "loss_g", "d_real", "d_fake", "sigma",
-                                    *(["r1"] if r1_weight else [])],
+                                    *(["r1"] if r1_weight else []),
+                                    *(["recon", "kl"] if config.recon_weight else [])],
                         sample_fn=sample)
         return run.save(state, {"final": ema.module, "final-raw": G}, what=" (EMA generator)",
                         ema_decay=config.ema_decay, label_smoothing=label_smoothing,
@@ -265,6 +383,12 @@ def _recipe_record(config: GANTrainConfig, policy: tuple[str, ...]) -> dict[str,
         out["diffaugment"] = ",".join(policy)
     if config.r1_gamma:
         out["r1_gamma"], out["r1_every"] = config.r1_gamma, config.r1_every
+    if config.init_from is not None:
+        out["init_from"] = config.init_from
+    if config.d_warmup:
+        out["d_warmup"] = config.d_warmup
+    if config.recon_weight:
+        out["recon_weight"], out["recon_sigma"] = config.recon_weight, config.recon_sigma
     return out
 
 

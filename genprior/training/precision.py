@@ -32,7 +32,7 @@ class Precision:
         if kind != "fp32" and device.type != "cuda":
             raise ValueError(f"precision {kind} needs CUDA, got device {device}")
         self.kind, self.device = kind, device
-        self._scalers: dict[int, torch.amp.GradScaler] = {}
+        self._scalers: dict[tuple[int, ...], torch.amp.GradScaler] = {}
 
     def autocast(self) -> contextlib.AbstractContextManager:
         """Context for the forward pass."""
@@ -41,14 +41,18 @@ class Precision:
         dtype = torch.bfloat16 if self.kind == "bf16" else torch.float16
         return torch.autocast(device_type="cuda", dtype=dtype)
 
-    def step(self, loss: Tensor, optimizer: torch.optim.Optimizer) -> None:
-        """``zero_grad``, backward (scaled for fp16) and optimiser step."""
-        optimizer.zero_grad(set_to_none=True)
+    def step(self, loss: Tensor, *optimizers: torch.optim.Optimizer) -> None:
+        """``zero_grad``, one backward (scaled for fp16) and a step of each optimiser."""
+        for optimizer in optimizers:
+            optimizer.zero_grad(set_to_none=True)
         if self.kind != "fp16":
             loss.backward()
-            optimizer.step()
+            for optimizer in optimizers:
+                optimizer.step()
             return
-        scaler = self._scalers.setdefault(id(optimizer), torch.amp.GradScaler("cuda"))
+        key = tuple(id(optimizer) for optimizer in optimizers)
+        scaler = self._scalers.setdefault(key, torch.amp.GradScaler("cuda"))
         scaler.scale(loss).backward()
-        scaler.step(optimizer)
+        for optimizer in optimizers:
+            scaler.step(optimizer)
         scaler.update()

@@ -210,6 +210,24 @@ class TrainingRun:
             return tuple(m.to(self.device) for m in built)  # type: ignore[return-value]
         return built.to(self.device)
 
+    def init_from(self, flag: str, path: str, model: nn.Module, kind: type) -> None:
+        """Copy the weights of the trained model at ``path`` (a prior folder or name) into
+        ``model``, refusing a model of another class than ``kind`` or another configuration
+        (each differing field named); loaded inside :meth:`init`, so that loading it leaves
+        the global RNG alone. ``flag`` names the option in the errors."""
+        from genprior.priors.hub import load_prior
+
+        source = self.init(lambda: load_prior(path))
+        if not isinstance(source, kind):
+            raise TypeError(f"{flag} {path} holds a {type(source).__name__}, not a "
+                            f"{kind.__name__}")
+        theirs, ours = source.config, model.config  # both JSON forms (tuples as lists)
+        differ = [f"{k} {theirs.get(k)} (this run: {ours.get(k)})"
+                  for k in sorted(set(theirs) | set(ours)) if theirs.get(k) != ours.get(k)]
+        if differ:
+            raise ValueError(f"{flag} {path} has another network: {'; '.join(differ)}")
+        model.load_state_dict(source.state_dict())
+
     def wrap(self, module: nn.Module) -> nn.Module:
         """``module`` wrapped in :class:`DistributedDataParallel` under ``torchrun``, else itself."""
         if not self.ctx.dist.distributed:
