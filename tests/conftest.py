@@ -70,6 +70,13 @@ def noise_images() -> Callable[..., Path]:
     return write_noise_images
 
 
+@pytest.fixture
+def faces(tmp_path: Path, noise_images) -> Path:
+    """16 RGB noise 'faces' 20x18 (height x width) named 000001.png ... 000016.png (the GAN
+    trainers' tests)."""
+    return noise_images(tmp_path / "faces", range(1, 17), 20, 18, seed=1)
+
+
 @pytest.fixture(scope="session")
 def tiny_faces(tmp_path_factory) -> Path:
     """10 RGB noise 'faces' 18x20 (height x width) named 000001.png ... 000010.png."""

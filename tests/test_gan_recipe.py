@@ -172,12 +172,6 @@ def test_config_flags_and_checks(tmp_path: Path):
 
 
 # ------------------------------------------------------------------------------------ end to end
-@pytest.fixture
-def faces(tmp_path: Path, noise_images) -> Path:
-    """16 RGB 'faces' 20x18 named 000001.png ... 000016.png."""
-    return noise_images(tmp_path / "faces", range(1, 17), 20, 18, seed=1)
-
-
 def _config(data: Path, out: Path, **kw) -> GANTrainConfig:
     return GANTrainConfig(data=data, out=out, arch="dcgan", img_size=16, nz=8, ngf=4, ndf=4,
                           batch_size=4, epochs=2, instance_noise=0.1, ema_decay=0.9, seed=5,
