@@ -354,6 +354,53 @@ def test_export_checkpoint_standing_stats_recomputes_the_batchnorm_statistics(tm
     assert not (tmp_path / "m2").exists()
 
 
+def test_interpolate_priors_writes_the_convex_combination_and_never_overwrites(
+        tmp_path, capsys, load_script):
+    from genprior import load_prior
+    from genprior.priors.standing_stats import recalibrate_batchnorm
+
+    module = load_script("interpolate_priors")
+    g = torch.Generator().manual_seed(0)
+    a, b = DCGANGenerator(nz=8, ngf=4, img_size=16), DCGANGenerator(nz=8, ngf=4, img_size=16)
+    with torch.no_grad():
+        for p in b.parameters():
+            p.copy_(torch.randn(p.shape, generator=g))
+    a.save_pretrained(tmp_path / "a")
+    b.save_pretrained(tmp_path / "b")
+    out = tmp_path / "mix"
+    assert module.main([str(tmp_path / "a"), str(tmp_path / "b"), str(out), "--t", "0.25"]) == 0
+    loaded = load_prior(out)
+    for (k, p), q, r in zip(loaded.state_dict().items(), a.state_dict().values(),
+                            b.state_dict().values(), strict=True):
+        if p.is_floating_point():
+            torch.testing.assert_close(p.double(), 0.75 * q.double() + 0.25 * r.double(),
+                                       rtol=0, atol=1e-6)
+    record = json.loads((out / "config.json").read_text())["training"]
+    assert record == {"interpolated": {"A": str(tmp_path / "a"), "B": str(tmp_path / "b"),
+                                       "t": 0.25}}
+    # t = 1 with standing statistics: B recalibrated with the documented seed, bit for bit
+    assert module.main([str(tmp_path / "a"), str(tmp_path / "b"), str(tmp_path / "one"),
+                        "--t", "1", "--standing-stats", "2"]) == 0
+    recalibrate_batchnorm(b, n_batches=2, batch_size=64, generator=torch.Generator().manual_seed(1))
+    for (k, p), q in zip(load_prior(tmp_path / "one").state_dict().items(),
+                         b.state_dict().values(), strict=True):
+        assert torch.equal(p, q), k
+    before = (out / "model.safetensors").read_bytes()
+    for argv, message in (
+            ([str(out), "--t", "0.5"], "exists; choose a new folder"),
+            ([str(tmp_path / "new"), "--t", "1.5"], "--t must be in [0, 1], got 1.5")):
+        with pytest.raises(SystemExit):
+            module.main([str(tmp_path / "a"), str(tmp_path / "b"), *argv])
+        assert message in capsys.readouterr().err
+    assert (out / "model.safetensors").read_bytes() == before
+    DCGANGenerator(nz=8, ngf=8, img_size=16).save_pretrained(tmp_path / "wide")
+    with pytest.raises(SystemExit):
+        module.main([str(tmp_path / "a"), str(tmp_path / "wide"), str(tmp_path / "new"),
+                     "--t", "0.5"])
+    assert "are not one architecture" in capsys.readouterr().err
+    assert not (tmp_path / "new").exists()
+
+
 def test_recalibrate_prior_writes_a_copy_with_standing_statistics(tmp_path, capsys, load_script):
     from genprior import load_prior
     from genprior.priors.linear import LinearGenerator

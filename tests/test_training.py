@@ -464,6 +464,34 @@ def test_average_weights_is_the_mean_of_every_float_tensor():
     assert one is not models[0]
 
 
+def test_average_weights_with_weights_is_the_convex_combination():
+    a, b = torch.nn.Linear(3, 2).double(), torch.nn.Linear(3, 2).double()
+    t = 0.3
+    mix = average_weights([a, b], weights=[1 - t, t])
+    for k, v in mix.state_dict().items():
+        torch.testing.assert_close(v, (1 - t) * a.state_dict()[k] + t * b.state_dict()[k],
+                                   rtol=0, atol=1e-15)
+    # the end points are the models themselves, bit for bit
+    for w, model in (([1.0, 0.0], a), ([0.0, 1.0], b)):
+        end = average_weights([a, b], weights=w)
+        for x, y in zip(end.state_dict().values(), model.state_dict().values(), strict=True):
+            assert torch.equal(x, y)
+    uniform = average_weights([a, b], weights=[0.5, 0.5])
+    for x, y in zip(uniform.state_dict().values(), average_weights([a, b]).state_dict().values(),
+                    strict=True):
+        assert torch.equal(x, y)
+
+
+def test_average_weights_refuses_weights_that_are_not_convex():
+    a, b = torch.nn.Linear(3, 1), torch.nn.Linear(3, 1)
+    with pytest.raises(ValueError, match="got 1 weights for 2 models"):
+        average_weights([a, b], weights=[1.0])
+    with pytest.raises(ValueError, match="non-negative weights summing to 1"):
+        average_weights([a, b], weights=[0.7, 0.7])
+    with pytest.raises(ValueError, match="non-negative weights summing to 1"):
+        average_weights([a, b], weights=[1.5, -0.5])
+
+
 def test_average_weights_refuses_other_architectures():
     with pytest.raises(ValueError, match="at least one model"):
         average_weights([])

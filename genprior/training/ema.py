@@ -43,10 +43,15 @@ class EMA(nn.Module):
 
 
 @torch.no_grad()
-def average_weights(models: Sequence[nn.Module]) -> nn.Module:
-    r"""The uniform average of several copies of one network,
-    :math:`\bar\theta = \frac1K \sum_k \theta_k` (checkpoint averaging; for GAN generators,
-    Yazıcı et al. 2019, "The unusual effectiveness of averaging in GAN training").
+def average_weights(
+    models: Sequence[nn.Module], weights: Sequence[float] | None = None,
+) -> nn.Module:
+    r"""The average of several copies of one network,
+    :math:`\bar\theta = \sum_k w_k \theta_k`, uniform (:math:`w_k = 1/K`) by default
+    (checkpoint averaging; for GAN generators, Yazıcı et al. 2019, "The unusual effectiveness of
+    averaging in GAN training"). Two models with weights :math:`(1-t, t)` give the
+    interpolation of a fine-tuned network with its initialisation (weight-space ensembles,
+    "WiSE-FT", Wortsman et al. 2022).
 
     Floating-point parameters and buffers are averaged (summed in float64); other buffers
     (BatchNorm's ``num_batches_tracked``) are the first model's. Averaged BatchNorm statistics
@@ -55,22 +60,36 @@ def average_weights(models: Sequence[nn.Module]) -> nn.Module:
 
     Args:
         models: one or more networks with the same state-dict keys and shapes.
+        weights: one non-negative weight per model, summing to 1 (within 1e-9); default
+            uniform.
 
     Returns:
         a new network (a deep copy of the first, in eval mode) holding the average.
 
     Raises:
-        ValueError: no models, or a model whose state dict has other keys or another shape
-            (naming the first difference).
+        ValueError: no models; weights of another count, negative, or not summing to 1; or a
+            model whose state dict has other keys or another shape (naming the first
+            difference).
 
     Example:
         >>> a, b = nn.Linear(2, 1), nn.Linear(2, 1)
         >>> m = average_weights([a, b])
         >>> torch.allclose(m.weight, (a.weight + b.weight) / 2)
         True
+        >>> m = average_weights([a, b], weights=[0.75, 0.25])
+        >>> torch.allclose(m.weight, 0.75 * a.weight + 0.25 * b.weight)
+        True
     """
     if not models:
         raise ValueError("average_weights needs at least one model")
+    if weights is None:
+        weights = [1.0 / len(models)] * len(models)
+    weights = [float(w) for w in weights]
+    if len(weights) != len(models):
+        raise ValueError(f"average_weights got {len(weights)} weights for {len(models)} models")
+    if min(weights) < 0 or abs(sum(weights) - 1.0) > 1e-9:
+        raise ValueError(f"average_weights needs non-negative weights summing to 1, got "
+                         f"{weights}")
     states = [m.state_dict() for m in models]
     first = states[0]
     for i, state in enumerate(states[1:], start=1):
@@ -82,8 +101,9 @@ def average_weights(models: Sequence[nn.Module]) -> nn.Module:
             if state[k].shape != v.shape:
                 raise ValueError(f"model {i}'s {k} has shape {tuple(state[k].shape)}, model "
                                  f"0's {tuple(v.shape)}")
-    mean = {k: (torch.stack([s[k].double() for s in states]).mean(0).to(v.dtype)
-                if v.is_floating_point() else v.clone())
+    w = torch.tensor(weights, dtype=torch.float64)
+    mean = {k: (torch.einsum("k,k...->...", w, torch.stack([s[k].double() for s in states]))
+                .to(v.dtype) if v.is_floating_point() else v.clone())
             for k, v in first.items()}
     out = copy.deepcopy(models[0]).eval()
     out.load_state_dict(mean)
