@@ -6,7 +6,8 @@ trained prior and ``B`` a fine-tuned copy of it, ``t`` trades what the fine-tuni
 against what it cost (weight-space ensembles, "WiSE-FT", Wortsman et al. 2022). Issue #17 uses
 it between ``celeba-dcgan-plain`` and its VAE-GAN fine-tune (docs/prior_quality.md), where the
 term brings held-out faces into the range at some cost in FID. Both priors must have the same
-class and ``config``; ``config.json``'s ``training`` record names both and ``t``. The BatchNorm
+class and ``config``; ``config.json``'s ``training`` record names both and ``t``, with each
+one's own ``training`` record (``A_training``, ``B_training``) where its folder has one. The BatchNorm
 statistics of the interpolation are not the interpolation of the statistics: use
 ``--standing-stats``. Nothing is overwritten.
 
@@ -19,11 +20,13 @@ Example::
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
 from genprior._random import make_generator
 from genprior.priors import Prior, load_prior
+from genprior.priors.hub import prior_folder
 from genprior.priors.standing_stats import recalibrate_batchnorm
 from genprior.training.ema import average_weights
 
@@ -57,6 +60,10 @@ def main(argv=None) -> int:
                 f"{b.config}) are not one architecture")
     model = average_weights([a, b], weights=[1.0 - args.t, args.t])
     record = {"interpolated": {"A": args.A, "B": args.B, "t": args.t}}
+    for name in ("A", "B"):
+        meta = json.loads((prior_folder(getattr(args, name)) / "config.json").read_text())
+        if "training" in meta:
+            record["interpolated"][f"{name}_training"] = meta["training"]
     if args.standing_stats:
         if not recalibrate_batchnorm(model, n_batches=args.standing_stats,
                                      generator=make_generator(1)):

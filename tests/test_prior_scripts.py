@@ -366,7 +366,7 @@ def test_interpolate_priors_writes_the_convex_combination_and_never_overwrites(
         for p in b.parameters():
             p.copy_(torch.randn(p.shape, generator=g))
     a.save_pretrained(tmp_path / "a")
-    b.save_pretrained(tmp_path / "b")
+    b.save_pretrained(tmp_path / "b", training={"steps": 7})
     out = tmp_path / "mix"
     assert module.main([str(tmp_path / "a"), str(tmp_path / "b"), str(out), "--t", "0.25"]) == 0
     loaded = load_prior(out)
@@ -377,7 +377,7 @@ def test_interpolate_priors_writes_the_convex_combination_and_never_overwrites(
                                        rtol=0, atol=1e-6)
     record = json.loads((out / "config.json").read_text())["training"]
     assert record == {"interpolated": {"A": str(tmp_path / "a"), "B": str(tmp_path / "b"),
-                                       "t": 0.25}}
+                                       "t": 0.25, "B_training": {"steps": 7}}}
     # t = 1 with standing statistics: B recalibrated with the documented seed, bit for bit
     assert module.main([str(tmp_path / "a"), str(tmp_path / "b"), str(tmp_path / "one"),
                         "--t", "1", "--standing-stats", "2"]) == 0

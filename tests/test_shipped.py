@@ -1,5 +1,7 @@
 """The shipped priors load offline from pretrained/ and behave like trained models."""
 
+import json
+
 import pytest
 import torch
 
@@ -7,7 +9,7 @@ import genprior
 from genprior.data import load_samples
 from genprior.priors import available_priors, pretrained_dir
 
-SHIPPED = ["mnist-vae", "celeba-dcgan", "celeba-dcgan-plain", "celeba-vae", "celeba-sr4-affgan",
+SHIPPED = ["mnist-vae", "celeba-dcgan", "celeba-dcgan-plain", "celeba-dcgan-vaegan", "celeba-vae", "celeba-sr4-affgan",
            "celeba-sr4-mse", "celeba-sr4-affgan-r1", "celeba-sr4-affgan-avg",
            "celeba-sr4-affgan-wide", "celeba-sr4-affgan-w96", "natural-vae"]
 #: blends that reference shipped members by name: config and card, no weights of their own
@@ -39,7 +41,7 @@ def test_mnist_vae_reconstructs_test_digits():
     assert elbo > -110  # nats per digit; a random model is below -500
 
 
-@pytest.mark.parametrize("name", ["celeba-dcgan", "celeba-dcgan-plain"])
+@pytest.mark.parametrize("name", ["celeba-dcgan", "celeba-dcgan-plain", "celeba-dcgan-vaegan"])
 def test_celeba_dcgan_samples_are_varied_faces(name):
     G = genprior.load_prior(name)
     x = G.sample(16, generator=torch.Generator().manual_seed(0))
@@ -123,3 +125,13 @@ def test_shipped_face_gans_carry_their_misfit_variance(name, variance):
 def test_shipped_sr_parameter_counts_are_those_the_docs_state(name, count):
     model = genprior.load_prior(name)
     assert sum(p.numel() for p in model.parameters()) == count
+
+
+def test_celeba_dcgan_vaegan_config_records_its_parents():
+    meta = json.loads((pretrained_dir() / "celeba-dcgan-vaegan" / "config.json").read_text())
+    record = meta["training"]["interpolated"]
+    assert (record["A"], record["t"]) == ("celeba-dcgan-plain", 0.65)
+    assert record["B_training"]["recon_weight"] == 4.0
+    assert record["B_training"]["steps"] == [4000, 4500, 5000, 5500, 6000]
+    assert meta["config"] == json.loads(
+        (pretrained_dir() / "celeba-dcgan-plain" / "config.json").read_text())["config"]
