@@ -229,7 +229,7 @@ def test_wheel_install_loads_every_shipped_prior(tmp_path):
     run(sys.executable, "-m", "pip", "wheel", str(tmp_path / "src"), "--no-deps",
         "--no-build-isolation", "-q", "-w", str(tmp_path / "dist"))
     wheel, = (tmp_path / "dist").glob("genprior-*.whl")
-    assert wheel.stat().st_size < 40e6, f"wheel is {wheel.stat().st_size / 1e6:.1f} MB"
+    assert wheel.stat().st_size < 50e6, f"wheel is {wheel.stat().st_size / 1e6:.1f} MB"
     run(sys.executable, "-m", "venv", "--system-site-packages", str(tmp_path / "venv"))
     python = tmp_path / "venv" / "bin" / "python"
     run(str(python), "-m", "pip", "install", "--no-deps", "-q", str(wheel))
