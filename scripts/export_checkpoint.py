@@ -25,9 +25,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from genprior._random import make_generator
+from _records import standing_stats
+
 from genprior.priors import Prior
-from genprior.priors.standing_stats import recalibrate_batchnorm
 from genprior.training.checkpoint import checkpoint_state
 from genprior.training.checkpoint_model import checkpoint_model
 from genprior.training.ema import average_weights
@@ -65,11 +65,11 @@ def main(argv=None) -> int:
         record.update(steps=list(steps), checkpoints=[str(c) for c in args.checkpoint],
                       averaged="uniform")
     if args.standing_stats:
-        if not isinstance(model, Prior) or not recalibrate_batchnorm(
-                model, n_batches=args.standing_stats, generator=make_generator(1)):
+        record["standing_stats"] = (standing_stats(model, args.standing_stats)
+                                    if isinstance(model, Prior) else None)
+        if record["standing_stats"] is None:
             p.error(f"--standing-stats: the {type(model).__name__} of {args.checkpoint[0]} has no "
                     "BatchNorm statistics to recompute")
-        record["standing_stats"] = {"batches": args.standing_stats, "batch_size": 64, "seed": 1}
     model.save_pretrained(args.out, training=record)
     what = f"step {steps[0]}" if len(steps) == 1 else f"the average of steps {list(steps)}"
     print(f"wrote {type(model).__name__} of {what} to {args.out}")

@@ -7,8 +7,8 @@ against what it cost (weight-space ensembles, "WiSE-FT", Wortsman et al. 2022). 
 it between ``celeba-dcgan-plain`` and its VAE-GAN fine-tune (docs/prior_quality.md), where the
 term brings held-out faces into the range at some cost in FID. Both priors must have the same
 class and ``config``; ``config.json``'s ``training`` record names both and ``t``, with each
-one's own ``training`` record (``A_training``, ``B_training``) where its folder has one. The BatchNorm
-statistics of the interpolation are not the interpolation of the statistics: use
+one's own ``training`` record (``A_training``, ``B_training``) where its folder has one. The
+BatchNorm statistics of the interpolation are not the interpolation of the statistics: use
 ``--standing-stats``. Nothing is overwritten.
 
 Example::
@@ -20,14 +20,12 @@ Example::
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
-from genprior._random import make_generator
+from _records import source_records, standing_stats
+
 from genprior.priors import Prior, load_prior
-from genprior.priors.hub import prior_folder
-from genprior.priors.standing_stats import recalibrate_batchnorm
 from genprior.training.ema import average_weights
 
 
@@ -61,15 +59,13 @@ def main(argv=None) -> int:
     model = average_weights([a, b], weights=[1.0 - args.t, args.t])
     record = {"interpolated": {"A": args.A, "B": args.B, "t": args.t}}
     for name in ("A", "B"):
-        meta = json.loads((prior_folder(getattr(args, name)) / "config.json").read_text())
-        if "training" in meta:
-            record["interpolated"][f"{name}_training"] = meta["training"]
+        if "training" in (parent := source_records(getattr(args, name))):
+            record["interpolated"][f"{name}_training"] = parent["training"]
     if args.standing_stats:
-        if not recalibrate_batchnorm(model, n_batches=args.standing_stats,
-                                     generator=make_generator(1)):
+        record["standing_stats"] = standing_stats(model, args.standing_stats)
+        if record["standing_stats"] is None:
             p.error(f"--standing-stats: the {type(model).__name__} has no BatchNorm statistics "
                     "to recompute")
-        record["standing_stats"] = {"batches": args.standing_stats, "batch_size": 64, "seed": 1}
     model.save_pretrained(args.out, training=record)
     print(f"wrote (1 - {args.t}) * {args.A} + {args.t} * {args.B} to {args.out}")
     return 0

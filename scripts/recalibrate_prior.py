@@ -20,22 +20,11 @@ import sys
 from pathlib import Path
 
 import torch
+from _records import source_records, standing_stats
 
-from genprior._random import make_generator
-from genprior._serialization import load_config
-from genprior.priors import available_priors, load_prior
-from genprior.priors.standing_stats import recalibrate_batchnorm
+from genprior.priors import load_prior
 
 BATCH_SIZE = 64
-
-
-def source_records(prior: str) -> dict:
-    """The source's ``config.json`` entries other than the class and its constructor arguments
-    (a folder first, then a name :func:`~genprior.priors.available_priors` knows, as
-    :func:`~genprior.priors.load_prior` looks)."""
-    folder = Path(prior) if Path(prior).is_dir() else available_priors()[prior]
-    return {k: v for k, v in load_config(folder / "config.json").items()
-            if k not in ("_class", "config")}
 
 
 def main(argv=None) -> int:
@@ -55,13 +44,12 @@ def main(argv=None) -> int:
         model = load_prior(args.prior)
     except (FileNotFoundError, ValueError, KeyError) as e:
         p.error(str(e))
-    if not recalibrate_batchnorm(model, n_batches=args.batches, batch_size=BATCH_SIZE,
-                                 generator=make_generator(args.seed)):
+    record = standing_stats(model, args.batches, batch_size=BATCH_SIZE, seed=args.seed)
+    if record is None:
         p.error(f"{args.prior}: its {type(model).__name__} has no BatchNorm statistics to "
                 "recompute")
     extra = source_records(args.prior)
-    extra["standing_stats"] = {"batches": args.batches, "batch_size": BATCH_SIZE,
-                               "seed": args.seed, "source": args.prior}
+    extra["standing_stats"] = {**record, "source": args.prior}
     model.save_pretrained(args.out, **extra)
     print(f"wrote {type(model).__name__} of {args.prior} with standing statistics to {args.out}")
     return 0

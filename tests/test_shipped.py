@@ -9,8 +9,8 @@ import genprior
 from genprior.data import load_samples
 from genprior.priors import available_priors, pretrained_dir
 
-SHIPPED = ["mnist-vae", "celeba-dcgan", "celeba-dcgan-plain", "celeba-dcgan-vaegan", "celeba-vae", "celeba-sr4-affgan",
-           "celeba-sr4-mse", "celeba-sr4-affgan-r1", "celeba-sr4-affgan-avg",
+SHIPPED = ["mnist-vae", "celeba-dcgan", "celeba-dcgan-plain", "celeba-dcgan-vaegan", "celeba-vae",
+           "celeba-sr4-affgan", "celeba-sr4-mse", "celeba-sr4-affgan-r1", "celeba-sr4-affgan-avg",
            "celeba-sr4-affgan-wide", "celeba-sr4-affgan-w96", "natural-vae"]
 #: blends that reference shipped members by name: config and card, no weights of their own
 SHIPPED_BLENDS = ["celeba-sr4-affgan-blend", "celeba-sr4-mse-affgan-blend"]
